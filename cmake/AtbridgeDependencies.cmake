@@ -1,0 +1,23 @@
+# Every dependency comes from a Debian 12 package (see scripts/install-deps).
+find_package(Threads REQUIRED)
+# Debian ships no protobuf CMake config: use CMake's FindProtobuf module.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+find_package(Boost 1.74 CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(PostgreSQL)
+find_package(spdlog CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)  # target: yaml-cpp (0.7 has no namespace)
+if(ATBRIDGE_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+  include(GoogleTest)
+endif()
+if(ATBRIDGE_BUILD_BENCH)
+  find_package(benchmark CONFIG)
+endif()
+message(STATUS "atbridge: protoc ${Protobuf_VERSION}, gRPC ${gRPC_VERSION}, absl ${absl_VERSION}, "
+               "OpenSSL ${OPENSSL_VERSION}, Boost ${Boost_VERSION}")

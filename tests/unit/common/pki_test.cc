@@ -1,0 +1,81 @@
+#include "common/pki/pki.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace atbridge::pki {
+namespace {
+
+using ::atbridge::testing::StatusIs;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+TEST(PkiTest, CaIsSelfSignedCa) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({.common_name = "lab CA"}));
+  ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(ca.cert_pem));
+  EXPECT_TRUE(info.is_ca);
+  EXPECT_EQ(info.common_name, "lab CA");
+  EXPECT_EQ(info.subject, info.issuer);
+  EXPECT_OK(VerifyCertificate(ca.cert_pem, ca.cert_pem, absl::Now()));
+}
+
+TEST(PkiTest, IssuedCertificateCarriesRoleAndNames) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  IssueOptions o;
+  o.common_name = "alice";
+  o.role = "operator";
+  o.dns_names = {"localhost"};
+  o.ip_addresses = {"127.0.0.1"};
+  ASSERT_OK_AND_ASSIGN(KeyAndCert cert, IssueCertificate(ca, o));
+  ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(cert.cert_pem));
+  EXPECT_EQ(info.common_name, "alice");
+  EXPECT_THAT(info.organizational_units, Contains("operator"));
+  EXPECT_THAT(info.uris, Contains("urn:atbridge:role:operator"));
+  EXPECT_THAT(info.dns_names, Contains("localhost"));
+  EXPECT_FALSE(info.is_ca);
+  EXPECT_OK(VerifyCertificate(ca.cert_pem, cert.cert_pem, absl::Now()));
+}
+
+TEST(PkiTest, ForeignAndExpiredCertificatesDoNotVerify) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  ASSERT_OK_AND_ASSIGN(KeyAndCert other, CreateCa({.common_name = "other"}));
+  ASSERT_OK_AND_ASSIGN(KeyAndCert foreign, IssueCertificate(other, {.common_name = "mallory"}));
+  EXPECT_THAT(VerifyCertificate(ca.cert_pem, foreign.cert_pem, absl::Now()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  IssueOptions o{.common_name = "old"};
+  o.not_before = absl::Now() - absl::Hours(48);
+  o.not_after = absl::Now() - absl::Hours(24);
+  ASSERT_OK_AND_ASSIGN(KeyAndCert expired, IssueCertificate(ca, o));
+  EXPECT_THAT(VerifyCertificate(ca.cert_pem, expired.cert_pem, absl::Now()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expired")));
+}
+
+TEST(PkiTest, IssueNeedsCommonName) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  EXPECT_THAT(IssueCertificate(ca, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(PkiTest, Sha256HexIsUppercaseOfExactBytes) {
+  EXPECT_EQ(Sha256Hex(""), "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855");
+  std::string pem = testing::ReadFileOrDie(testing::TestDataPath("pem/AmazonRootCA1.pem"));
+  ASSERT_EQ(pem.back(), '\n');
+  pem.pop_back();  // The modem stores the bytes between the quotes.
+  EXPECT_EQ(Sha256Hex(pem), "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74");
+}
+
+TEST(PkiTest, ParsesRealRootCertificate) {
+  std::string pem = testing::ReadFileOrDie(testing::TestDataPath("pem/AmazonRootCA1.pem"));
+  ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(pem));
+  EXPECT_EQ(info.common_name, "Amazon Root CA 1");
+  EXPECT_EQ(absl::FormatTime("%Y-%m-%d", info.not_after, absl::UTCTimeZone()), "2038-01-17");
+}
+
+TEST(PkiTest, RejectsGarbage) {
+  EXPECT_THAT(ParseCertificate("hello"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CsrSubject("nope"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace atbridge::pki
