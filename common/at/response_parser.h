@@ -51,9 +51,11 @@ struct CommandExpectation {
   // line that repeats it exactly. Empty: no echo stripping.
   std::string echo;
   // Prefixes of this command's information lines (e.g. "+CFUN:", "%CMNG:").
-  // A line with one of these prefixes belongs to the response even if the
-  // prefix is also a URC prefix (+CEREG: during AT+CEREG?). Empty: every
-  // line that is not a known URC belongs to the response.
+  // While a command is in flight, a line belongs to its response if it has
+  // one of these prefixes (even if the prefix is also a URC prefix: +CEREG:
+  // during AT+CEREG?) or if it is not a known URC (bare lines such as the
+  // IMEI of AT+CGSN always belong). Only lines matching a known URC prefix
+  // and none of these are routed as URCs.
   std::vector<std::string> info_prefixes;
   // The command waits for a "> " prompt (SMS-style); only then is "> "
   // reported as kPrompt.
