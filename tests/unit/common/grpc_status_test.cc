@@ -35,3 +35,27 @@ TEST(GrpcStatusTest, OutOfRangeCodeBecomesUnknown) {
 
 }  // namespace
 }  // namespace atbridge
+
+#include "common/proto_time.h"
+
+namespace atbridge {
+namespace {
+
+TEST(ProtoTimeTest, TimesRoundTripIncludingBeforeEpoch) {
+  for (absl::Time t : {absl::FromUnixMillis(1'800'000'000'123), absl::FromUnixNanos(-1),
+                       absl::UnixEpoch()}) {
+    google::protobuf::Timestamp ts = ToProtoTime(t);
+    EXPECT_GE(ts.nanos(), 0);
+    EXPECT_LT(ts.nanos(), 1000000000);
+    EXPECT_EQ(FromProtoTime(ts), t);
+  }
+}
+
+TEST(ProtoTimeTest, DurationsRoundTrip) {
+  for (absl::Duration d : {absl::Milliseconds(1500), absl::ZeroDuration(), -absl::Seconds(2)}) {
+    EXPECT_EQ(FromProtoDuration(ToProtoDuration(d)), d);
+  }
+}
+
+}  // namespace
+}  // namespace atbridge
