@@ -10,6 +10,11 @@ function(atbridge_target_options target)
   if(ATBRIDGE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    # gcc 12 misreports Asio's coroutine frame allocator (awaitable_frame_base
+    # operator new/delete) as a mismatched pair.
+    target_compile_options(${target} PRIVATE -Wno-mismatched-new-delete)
+  endif()
   if(ATBRIDGE_THREAD_SAFETY AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     target_compile_options(${target} PRIVATE -Wthread-safety -Werror=thread-safety)
   endif()
