@@ -4,7 +4,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+// glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37): without this
+// wrapper C++ callers get an undefined reference to a mangled pidfd_open.
+extern "C" {
 #include <sys/pidfd.h>
+}
 #include <sys/wait.h>
 #include <unistd.h>
 
