@@ -8,7 +8,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <thread>
-#include <utility>  // Before asio (Boost 1.74 awaitable.hpp needs std::exchange).
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"

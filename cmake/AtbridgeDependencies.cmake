@@ -21,3 +21,10 @@ if(ATBRIDGE_BUILD_BENCH)
 endif()
 message(STATUS "atbridge: protoc ${Protobuf_VERSION}, gRPC ${gRPC_VERSION}, absl ${absl_VERSION}, "
                "OpenSSL ${OPENSSL_VERSION}, Boost ${Boost_VERSION}")
+
+# Asio (header-only, Boost 1.74). Its awaitable.hpp uses std::exchange without
+# including <utility>; force the include so C++20 coroutine code compiles
+# whatever the include order (clang-format sorts includes).
+add_library(atbridge_asio INTERFACE)
+target_link_libraries(atbridge_asio INTERFACE Boost::headers Threads::Threads)
+target_compile_options(atbridge_asio INTERFACE "SHELL:-include utility")

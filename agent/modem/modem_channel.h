@@ -27,7 +27,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>  // Before asio (Boost 1.74 awaitable.hpp needs std::exchange).
 #include <vector>
 
 #include "absl/functional/any_invocable.h"

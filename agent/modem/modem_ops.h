@@ -11,7 +11,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <string>
-#include <utility>  // Before asio (Boost 1.74 awaitable.hpp needs std::exchange).
 #include <vector>
 
 #include "absl/status/statusor.h"

@@ -19,7 +19,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <utility>  // Before asio (Boost 1.74 awaitable.hpp needs std::exchange).
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
