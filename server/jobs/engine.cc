@@ -1,0 +1,1045 @@
+#include "server/jobs/engine.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "common/log.h"
+#include "common/status/retry.h"
+#include "server/jobs/backoff.h"
+#include "server/util/proto_time.h"
+
+namespace atbridge::server::jobs {
+
+namespace {
+
+// Where an attempt is in its action.
+enum class Stage {
+  kIdle,
+  kReadOld,    // rotate: read the entry to keep for rollback
+  kWrite,      // write / rotate: the credential transaction
+  kDelete,     // delete
+  kKeygen,     // keygen-and-sign: %KEYGEN -> CSR
+  kWriteCert,  // keygen-and-sign: write the signed certificate
+  kWriteCa,    // keygen-and-sign: write the CA certificate
+  kScript,     // at-script: command script_index
+  kRollback,   // rotate: restore the old entry
+};
+
+const char* StageName(Stage s) {
+  switch (s) {
+    case Stage::kIdle:
+      return "start";
+    case Stage::kReadOld:
+      return "read_old";
+    case Stage::kWrite:
+      return "write";
+    case Stage::kDelete:
+      return "delete";
+    case Stage::kKeygen:
+      return "keygen";
+    case Stage::kWriteCert:
+      return "write_cert";
+    case Stage::kWriteCa:
+      return "write_ca";
+    case Stage::kScript:
+      return "command";
+    case Stage::kRollback:
+      return "rollback";
+  }
+  return "?";
+}
+
+std::string StatusText(const absl::Status& s) {
+  return absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message());
+}
+
+std::string FormatDelay(absl::Duration d) {
+  return absl::StrCat(absl::ToDoubleSeconds(d) < 10
+                          ? absl::StrFormat("%.3fs", absl::ToDoubleSeconds(d))
+                          : absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1))));
+}
+
+v1::Step MakeStep(const std::string& name, v1::StepStatus status, const std::string& detail) {
+  v1::Step s;
+  s.set_name(name);
+  s.set_status(status);
+  s.set_detail(detail);
+  return s;
+}
+
+void SetRequestPort(v1::AgentRequest& r, const std::string& port) {
+  switch (r.request_case()) {
+    case v1::AgentRequest::kExecute:
+      r.mutable_execute()->set_port(port);
+      break;
+    case v1::AgentRequest::kReadCredential:
+      r.mutable_read_credential()->set_port(port);
+      break;
+    case v1::AgentRequest::kWriteCredential:
+      r.mutable_write_credential()->set_port(port);
+      break;
+    case v1::AgentRequest::kDeleteCredential:
+      r.mutable_delete_credential()->set_port(port);
+      break;
+    case v1::AgentRequest::kGenerateKey:
+      r.mutable_generate_key()->set_port(port);
+      break;
+    case v1::AgentRequest::kListCredentials:
+      r.mutable_list_credentials()->set_port(port);
+      break;
+    default:
+      break;
+  }
+}
+
+// The response must answer the request's case.
+absl::Status ExpectCase(const v1::AgentResponse& r, v1::AgentResponse::ResponseCase want) {
+  if (r.response_case() == want) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("agent answered with response case ", r.response_case(), ", expected ", want));
+}
+
+}  // namespace
+
+struct JobEngine::Exec {
+  store::ExecutionRecord rec;
+  uint64_t gen = 0;  // Bumped at every attempt start and end; stale replies are dropped.
+  absl::Time deadline = absl::InfiniteFuture();
+  Stage stage = Stage::kIdle;
+  DeviceLocation loc;
+  absl::Status cause;  // Rotate: the failure being rolled back.
+  std::string cert_pem;
+  int script_index = 0;
+  int script_failures = 0;
+};
+
+struct JobEngine::Job {
+  store::JobRecord rec;  // rec.spec has defaults applied.
+  std::map<std::string, Exec> execs;
+  std::vector<std::string> order;  // Start order.
+  std::deque<absl::Time> starts;   // Attempt starts within the rate window.
+  v1::JobCounts counts;
+  std::vector<JobObserver*> observers;
+};
+
+JobEngine::JobEngine(EngineOptions options, store::JobStore* store, AgentClient* agents,
+                     const Clock* clock, Random* random, const ContentValidator* validator,
+                     CsrSigner* signer)
+    : options_(std::move(options)),
+      store_(store),
+      agents_(agents),
+      clock_(clock),
+      random_(random),
+      validator_(validator),
+      signer_(signer) {}
+
+JobEngine::~JobEngine() { Stop(); }
+
+absl::Status JobEngine::Start() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    auto jobs = store_->ListUnfinishedJobs();
+    if (!jobs.ok()) return jobs.status();
+    for (store::JobRecord& rec : *jobs) {
+      auto execs = store_->ListExecutions(rec.id, /*with_history=*/false);
+      if (!execs.ok()) return execs.status();
+      auto job = std::make_unique<Job>();
+      job->rec = std::move(rec);
+      for (store::ExecutionRecord& r : *execs) {
+        const std::string imei = r.execution.imei();
+        AddToCounts(&job->counts, r.execution.state(), 1);
+        job->order.push_back(imei);
+        job->execs[imei].rec = std::move(r);
+      }
+      const std::string id = job->rec.id;
+      active_[id] = std::move(job);
+    }
+    size_t resumed = 0;
+    for (auto& [id, job] : active_) {
+      for (const std::string& imei : job->order) {
+        Exec& e = job->execs[imei];
+        if (e.rec.execution.state() != v1::IN_PROGRESS) continue;
+        if (StartAttemptLocked(*job, e, /*resumed=*/true, fx)) ++resumed;
+      }
+    }
+    if (!active_.empty()) {
+      ATB_LOG(INFO) << "job engine resumed " << active_.size() << " job(s), " << resumed
+                    << " execution(s) in progress";
+    }
+    AfterChangeLocked(fx);
+  }
+  for (auto& f : fx) f();
+  return absl::OkStatus();
+}
+
+void JobEngine::Stop() {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& [id, job] : active_) job->observers.clear();
+  wake_listener_ = nullptr;
+}
+
+std::string JobEngine::NewJobIdLocked() {
+  return absl::StrCat("job-", absl::FormatTime("%Y%m%d-%H%M%S", clock_->Now(), absl::UTCTimeZone()),
+                      "-", random_->HexId(4));
+}
+
+absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& spec_in,
+                                                             const std::vector<std::string>& imeis,
+                                                             const v1::Actor& creator) {
+  absl::Status valid = ValidateJobSpec(spec_in, *validator_, signer_ != nullptr);
+  if (!valid.ok()) return valid;
+  std::vector<std::string> targets = imeis;
+  std::sort(targets.begin(), targets.end());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  if (targets.empty()) {
+    return absl::FailedPreconditionError("job selector matches no device");
+  }
+  const v1::JobSpec spec = WithDefaults(spec_in, options_.defaults);
+
+  Effects fx;
+  CreateResult result;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return absl::UnavailableError("job engine is stopped");
+    if (!spec.idempotency_key().empty()) {
+      auto existing = store_->FindJobByIdempotencyKey(spec.idempotency_key());
+      if (!existing.ok()) return existing.status();
+      if (existing->has_value()) {
+        auto job = LoadJobLocked((*existing)->id, false);
+        if (!job.ok()) return job.status();
+        result.job = *std::move(job);
+        result.existing = true;
+        return result;
+      }
+    }
+    const absl::Time now = clock_->Now();
+    auto job = std::make_unique<Job>();
+    job->rec.spec = spec;
+    job->rec.creator = creator;
+    job->rec.created_at = now;
+    job->rec.state = v1::JOB_IN_PROGRESS;
+
+    const std::string dry_reason =
+        spec.dry_run() ? absl::StrCat("dry run: would ", DescribeAction(spec, *validator_)) : "";
+    store::JobUpdate initial;
+    for (const std::string& imei : targets) {
+      store::ExecutionRecord r;
+      v1::Execution& x = r.execution;
+      x.set_imei(imei);
+      x.set_state(spec.dry_run() ? v1::SKIPPED : v1::QUEUED);
+      *x.mutable_queued_at() = ToProtoTime(now);
+      v1::ExecutionTransition t;
+      t.set_from(v1::EXECUTION_STATE_UNSPECIFIED);
+      t.set_to(x.state());
+      *t.mutable_at() = ToProtoTime(now);
+      t.set_reason(spec.dry_run() ? dry_reason : "queued");
+      if (spec.dry_run()) {
+        *x.mutable_finished_at() = ToProtoTime(now);
+        x.set_last_status_message(dry_reason);
+      }
+      initial.transitions.emplace_back(imei, t);
+      initial.executions.push_back(r);
+      job->order.push_back(imei);
+      AddToCounts(&job->counts, x.state(), 1);
+      job->execs[imei].rec = std::move(r);
+    }
+    if (spec.dry_run()) {
+      job->rec.state = v1::JOB_COMPLETED;
+      job->rec.finished_at = now;
+      job->rec.reason = "dry run";
+      // A dry run never executes: nothing secret needs to be kept.
+      job->rec.spec = RedactSpec(job->rec.spec);
+    }
+    absl::Status created;
+    for (int i = 0; i < 3; ++i) {
+      job->rec.id = NewJobIdLocked();
+      created = store_->CreateJob(job->rec, initial);
+      if (created.code() != absl::StatusCode::kAlreadyExists) break;
+      if (!spec.idempotency_key().empty()) {
+        auto existing = store_->FindJobByIdempotencyKey(spec.idempotency_key());
+        if (existing.ok() && existing->has_value()) {
+          auto view = LoadJobLocked((*existing)->id, false);
+          if (!view.ok()) return view.status();
+          result.job = *std::move(view);
+          result.existing = true;
+          return result;
+        }
+      }
+    }
+    if (!created.ok()) return created;
+    ATB_LOG(INFO) << "job " << job->rec.id << " created by " << creator.principal() << ": "
+                  << ActionName(spec) << " on " << targets.size() << " device(s)"
+                  << (spec.dry_run() ? " (dry run)" : "");
+    std::vector<store::ExecutionRecord> views;
+    views.reserve(job->order.size());
+    for (const auto& imei : job->order) views.push_back(job->execs[imei].rec);
+    result.job = BuildJob(job->rec, views, /*include_executions=*/false);
+    if (!spec.dry_run()) {
+      const std::string id = job->rec.id;
+      active_[id] = std::move(job);
+      AfterChangeLocked(fx);
+    }
+  }
+  for (auto& f : fx) f();
+  return result;
+}
+
+absl::StatusOr<v1::Job> JobEngine::CancelJob(const std::string& job_id, const std::string& reason) {
+  Effects fx;
+  absl::StatusOr<v1::Job> out;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(job_id);
+    if (it != active_.end() && it->second->rec.state == v1::JOB_IN_PROGRESS) {
+      const std::string why = reason.empty() ? "canceled" : absl::StrCat("canceled: ", reason);
+      if (!StopJobLocked(*it->second, v1::JOB_CANCELED, why)) {
+        return absl::UnavailableError(absl::StrCat("cancel job ", job_id, ": store commit failed"));
+      }
+      ATB_LOG(INFO) << "job " << job_id << " " << why;
+      AfterChangeLocked(fx);
+    }
+    out = LoadJobLocked(job_id, false);
+  }
+  for (auto& f : fx) f();
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobEngine::LoadJobLocked(const std::string& job_id,
+                                                 bool include_executions) {
+  auto rec = store_->GetJob(job_id);
+  if (!rec.ok()) return rec.status();
+  auto execs = store_->ListExecutions(job_id, include_executions);
+  if (!execs.ok()) return execs.status();
+  return BuildJob(*rec, *execs, include_executions);
+}
+
+absl::StatusOr<v1::Job> JobEngine::GetJob(const std::string& job_id, bool include_executions) {
+  absl::MutexLock lock(&mu_);
+  return LoadJobLocked(job_id, include_executions);
+}
+
+absl::StatusOr<std::vector<v1::Job>> JobEngine::ListJobs(v1::JobState state, uint32_t limit) {
+  auto recs = store_->ListJobs(state, limit == 0 ? 50 : static_cast<int>(std::min(limit, 1000u)));
+  if (!recs.ok()) return recs.status();
+  std::vector<v1::Job> out;
+  for (const auto& rec : *recs) {
+    auto execs = store_->ListExecutions(rec.id, false);
+    if (!execs.ok()) return execs.status();
+    out.push_back(BuildJob(rec, *execs, false));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobEngine::Watch(const std::string& job_id, JobObserver* observer,
+                                         bool* running) {
+  absl::MutexLock lock(&mu_);
+  auto job = LoadJobLocked(job_id, /*include_executions=*/true);
+  if (!job.ok()) return job.status();
+  auto it = active_.find(job_id);
+  *running = it != active_.end() && !stopped_;
+  if (*running) it->second->observers.push_back(observer);
+  return job;
+}
+
+void JobEngine::Unwatch(const std::string& job_id, JobObserver* observer) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  auto& obs = it->second->observers;
+  obs.erase(std::remove(obs.begin(), obs.end(), observer), obs.end());
+}
+
+void JobEngine::Tick() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    const absl::Time now = clock_->Now();
+    if (store_retry_at_ <= now) store_retry_at_ = absl::InfiniteFuture();
+    for (auto& [id, job] : active_) {
+      for (const std::string& imei : job->order) {
+        Exec& e = job->execs[imei];
+        if (e.rec.execution.state() != v1::IN_PROGRESS || e.deadline > now) continue;
+        ++e.gen;  // Whatever arrives for the timed-out attempt is dropped.
+        const absl::Duration timeout = FromProtoDuration(job->rec.spec.execution_timeout());
+        absl::Status status = absl::DeadlineExceededError(
+            e.stage == Stage::kRollback
+                ? absl::StrCat("rollback did not finish within ", absl::FormatDuration(timeout))
+                : absl::StrCat("attempt ", e.rec.execution.attempts(), " did not finish within ",
+                               absl::FormatDuration(timeout)));
+        e.rec.execution.add_steps()->CopyFrom(
+            MakeStep(StageName(e.stage), v1::STEP_FAILED, std::string(status.message())));
+        FailAttemptLocked(*job, e, status, fx);
+      }
+    }
+    AfterChangeLocked(fx);
+  }
+  for (auto& f : fx) f();
+}
+
+absl::Time JobEngine::NextWakeTime() const {
+  absl::MutexLock lock(&mu_);
+  return ComputeWakeLocked(clock_->Now());
+}
+
+void JobEngine::SetWakeListener(std::function<void(absl::Time)> listener) {
+  absl::MutexLock lock(&mu_);
+  wake_listener_ = std::move(listener);
+  last_wake_ = ComputeWakeLocked(clock_->Now());
+  if (wake_listener_) wake_listener_(last_wake_);
+}
+
+size_t JobEngine::ActiveJobCount() const {
+  absl::MutexLock lock(&mu_);
+  return active_.size();
+}
+
+void JobEngine::OnResponse(const std::string& job_id, const std::string& imei, uint64_t gen,
+                           absl::StatusOr<v1::AgentResponse> result) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    auto jit = active_.find(job_id);
+    if (jit == active_.end()) return;
+    Job& job = *jit->second;
+    auto eit = job.execs.find(imei);
+    if (eit == job.execs.end()) return;
+    Exec& e = eit->second;
+    if (e.gen != gen || e.rec.execution.state() != v1::IN_PROGRESS) return;
+    AdvanceLocked(job, e, std::move(result), fx);
+    AfterChangeLocked(fx);
+  }
+  for (auto& f : fx) f();
+}
+
+bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx) {
+  const absl::Time now = clock_->Now();
+  auto loc = agents_->Locate(e.rec.execution.imei());
+  store::ExecutionRecord next = e.rec;
+  v1::Execution& x = next.execution;
+  if (!resumed) x.set_attempts(x.attempts() + 1);
+  x.set_state(v1::IN_PROGRESS);
+  if (!IsSet(x.started_at())) *x.mutable_started_at() = ToProtoTime(now);
+  x.clear_next_attempt_at();
+  x.clear_steps();
+  if (loc.ok()) {
+    x.set_agent(loc->agent);
+    x.set_port(loc->port);
+  }
+  std::string reason = resumed
+                           ? absl::StrCat("attempt ", x.attempts(), " resumed after server restart")
+                           : absl::StrCat("attempt ", x.attempts(), " started");
+  if (loc.ok()) absl::StrAppend(&reason, " on ", loc->agent, "/", loc->port);
+  if (!CommitExecLocked(job, e, std::move(next), reason)) return false;
+  ++e.gen;
+  e.deadline = now + FromProtoDuration(job.rec.spec.execution_timeout());
+  e.stage = Stage::kIdle;
+  e.cause = absl::OkStatus();
+  e.cert_pem.clear();
+  e.script_index = 0;
+  e.script_failures = 0;
+  if (!resumed) job.starts.push_back(now);
+  if (!loc.ok()) {
+    e.rec.execution.add_steps()->CopyFrom(
+        MakeStep("locate", v1::STEP_FAILED, std::string(loc.status().message())));
+    FailAttemptLocked(job, e, loc.status(), fx);
+    return true;
+  }
+  e.loc = *loc;
+  BeginActionLocked(job, e, fx);
+  return true;
+}
+
+void JobEngine::BeginActionLocked(Job& job, Exec& e, Effects& fx) {
+  const v1::JobSpec& spec = job.rec.spec;
+  v1::AgentRequest req;
+  switch (spec.action_case()) {
+    case v1::JobSpec::kWrite: {
+      e.stage = Stage::kWrite;
+      auto* w = req.mutable_write_credential();
+      w->set_sec_tag(spec.write().sec_tag());
+      w->set_type(spec.write().type());
+      w->set_content(spec.write().content());
+      *w->mutable_options() = spec.write().options();
+      break;
+    }
+    case v1::JobSpec::kDelete: {
+      e.stage = Stage::kDelete;
+      auto* d = req.mutable_delete_credential();
+      d->set_sec_tag(spec.delete_().sec_tag());
+      d->set_type(spec.delete_().type());
+      d->set_ignore_missing(true);
+      break;
+    }
+    case v1::JobSpec::kRotate: {
+      const auto& a = spec.rotate();
+      if (!e.rec.has_rollback && IsReadableCredentialType(a.type())) {
+        e.stage = Stage::kReadOld;
+        auto* r = req.mutable_read_credential();
+        r->set_sec_tag(a.sec_tag());
+        r->set_type(a.type());
+      } else {
+        e.stage = Stage::kWrite;
+        auto* w = req.mutable_write_credential();
+        w->set_sec_tag(a.sec_tag());
+        w->set_type(a.type());
+        w->set_content(a.content());
+        *w->mutable_options() = a.options();
+      }
+      break;
+    }
+    case v1::JobSpec::kKeygenAndSign: {
+      e.stage = Stage::kKeygen;
+      auto* g = req.mutable_generate_key();
+      g->set_sec_tag(spec.keygen_and_sign().sec_tag());
+      g->set_attributes(absl::StrReplaceAll(spec.keygen_and_sign().attributes(),
+                                            {{"{imei}", e.rec.execution.imei()}}));
+      break;
+    }
+    case v1::JobSpec::kAtScript: {
+      e.stage = Stage::kScript;
+      req.mutable_execute()->set_command(spec.at_script().commands(e.script_index));
+      break;
+    }
+    case v1::JobSpec::ACTION_NOT_SET:
+      FailAttemptLocked(job, e, absl::InvalidArgumentError("job has no action"), fx);
+      return;
+  }
+  SendLocked(job, e, std::move(req), fx);
+}
+
+void JobEngine::SendLocked(Job& job, Exec& e, v1::AgentRequest request, Effects& fx) {
+  SetRequestPort(request, e.loc.port);
+  const absl::Duration timeout = std::max(e.deadline - clock_->Now(), absl::Milliseconds(1));
+  fx.push_back([this, agent = e.loc.agent, actor = job.rec.creator, req = std::move(request),
+                timeout, job_id = job.rec.id, imei = e.rec.execution.imei(), gen = e.gen]() {
+    agents_->Send(agent, actor, req, timeout,
+                  [this, job_id, imei, gen](absl::StatusOr<v1::AgentResponse> r) {
+                    OnResponse(job_id, imei, gen, std::move(r));
+                  });
+  });
+}
+
+void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentResponse> result,
+                              Effects& fx) {
+  const v1::JobSpec& spec = job.rec.spec;
+  v1::Execution& x = e.rec.execution;
+  const Stage stage = e.stage;
+  // Rotate: a missing old entry is not a failure, the slot was empty.
+  if (stage == Stage::kReadOld && !result.ok() &&
+      result.status().code() == absl::StatusCode::kNotFound) {
+    e.rec.has_rollback = true;
+    e.rec.rollback_content.clear();
+    e.rec.rollback_sha256.clear();
+    x.add_steps()->CopyFrom(MakeStep("read_old", v1::STEP_SKIPPED, "no entry to keep"));
+    if (!PersistExecLocked(job, e)) return;  // Deadline handles it.
+    BeginActionLocked(job, e, fx);
+    return;
+  }
+  if (!result.ok()) {
+    x.add_steps()->CopyFrom(MakeStep(
+        stage == Stage::kScript ? absl::StrCat("command ", e.script_index + 1) : StageName(stage),
+        v1::STEP_FAILED, StatusText(result.status())));
+    if (stage == Stage::kRollback) {
+      CompleteLocked(job, e, v1::FAILED, e.cause,
+                     absl::StrCat("rotation failed (", StatusText(e.cause),
+                                  ") and the rollback failed (", StatusText(result.status()), ")"));
+      return;
+    }
+    FailAttemptLocked(job, e, result.status(), fx);
+    return;
+  }
+  const v1::AgentResponse& resp = *result;
+  auto expect = [&](v1::AgentResponse::ResponseCase c) {
+    absl::Status s = ExpectCase(resp, c);
+    if (!s.ok()) FailAttemptLocked(job, e, s, fx);
+    return s.ok();
+  };
+  switch (stage) {
+    case Stage::kReadOld: {
+      if (!expect(v1::AgentResponse::kReadCredential)) return;
+      e.rec.has_rollback = true;
+      e.rec.rollback_content = resp.read_credential().content();
+      e.rec.rollback_sha256 = resp.read_credential().entry().sha256();
+      x.add_steps()->CopyFrom(MakeStep(
+          "read_old", v1::STEP_OK,
+          absl::StrCat("kept the old entry (sha256 ", e.rec.rollback_sha256, ") for rollback")));
+      // The old content must be durable before it is overwritten.
+      if (!PersistExecLocked(job, e)) return;
+      e.stage = Stage::kWrite;
+      v1::AgentRequest req;
+      auto* w = req.mutable_write_credential();
+      w->set_sec_tag(spec.rotate().sec_tag());
+      w->set_type(spec.rotate().type());
+      w->set_content(spec.rotate().content());
+      *w->mutable_options() = spec.rotate().options();
+      SendLocked(job, e, std::move(req), fx);
+      return;
+    }
+    case Stage::kWrite: {
+      if (!expect(v1::AgentResponse::kWriteCredential)) return;
+      const v1::WriteReport& rep = resp.write_credential();
+      for (const auto& s : rep.steps()) *x.add_steps() = s;
+      x.set_sha256(rep.sha256().empty() ? rep.entry().sha256() : rep.sha256());
+      x.clear_repairs();
+      for (const auto& r : rep.repairs()) x.add_repairs(r);
+      if (rep.skipped()) {
+        CompleteLocked(job, e, v1::SKIPPED, absl::OkStatus(),
+                       absl::StrCat("already present (sha256 ", x.sha256(), ")"));
+      } else {
+        CompleteLocked(job, e, v1::SUCCEEDED, absl::OkStatus(),
+                       absl::StrCat("written and verified (sha256 ", x.sha256(), ")"));
+      }
+      return;
+    }
+    case Stage::kDelete: {
+      if (!expect(v1::AgentResponse::kDeleteCredential)) return;
+      for (const auto& s : resp.delete_credential().steps()) *x.add_steps() = s;
+      if (resp.delete_credential().skipped()) {
+        CompleteLocked(job, e, v1::SKIPPED, absl::OkStatus(), "nothing to delete");
+      } else {
+        CompleteLocked(job, e, v1::SUCCEEDED, absl::OkStatus(), "deleted");
+      }
+      return;
+    }
+    case Stage::kKeygen: {
+      if (!expect(v1::AgentResponse::kGenerateKey)) return;
+      const v1::GenerateKeyResponse& g = resp.generate_key();
+      for (const auto& s : g.steps()) *x.add_steps() = s;
+      const std::string csr = g.csr_der().empty() ? g.csr_pem() : g.csr_der();
+      auto cert = signer_ != nullptr ? signer_->Sign(csr, spec.keygen_and_sign().validity_days())
+                                     : absl::StatusOr<std::string>(absl::FailedPreconditionError(
+                                           "the server has no CA to sign with"));
+      if (!cert.ok()) {
+        x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_FAILED, StatusText(cert.status())));
+        FailAttemptLocked(job, e, cert.status(), fx);
+        return;
+      }
+      x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_OK, "CSR signed by the server CA"));
+      e.cert_pem = *std::move(cert);
+      e.stage = Stage::kWriteCert;
+      v1::AgentRequest req;
+      auto* w = req.mutable_write_credential();
+      w->set_sec_tag(spec.keygen_and_sign().sec_tag());
+      w->set_type(v1::CLIENT_CERT);
+      w->set_content(e.cert_pem);
+      SendLocked(job, e, std::move(req), fx);
+      return;
+    }
+    case Stage::kWriteCert:
+    case Stage::kWriteCa: {
+      if (!expect(v1::AgentResponse::kWriteCredential)) return;
+      const v1::WriteReport& rep = resp.write_credential();
+      for (const auto& s : rep.steps()) {
+        v1::Step* step = x.add_steps();
+        *step = s;
+        step->set_name(absl::StrCat(StageName(stage), ".", s.name()));
+      }
+      if (stage == Stage::kWriteCert) {
+        x.set_sha256(rep.sha256().empty() ? rep.entry().sha256() : rep.sha256());
+      }
+      if (stage == Stage::kWriteCert && spec.keygen_and_sign().write_ca() && signer_ != nullptr) {
+        e.stage = Stage::kWriteCa;
+        v1::AgentRequest req;
+        auto* w = req.mutable_write_credential();
+        w->set_sec_tag(spec.keygen_and_sign().sec_tag());
+        w->set_type(v1::ROOT_CA_CERT);
+        w->set_content(signer_->CaCertificatePem());
+        SendLocked(job, e, std::move(req), fx);
+        return;
+      }
+      CompleteLocked(job, e, v1::SUCCEEDED, absl::OkStatus(),
+                     absl::StrCat("key generated, certificate signed, written and verified "
+                                  "(sha256 ",
+                                  x.sha256(), ")"));
+      return;
+    }
+    case Stage::kScript: {
+      if (!expect(v1::AgentResponse::kExecute)) return;
+      const v1::AtResult& at = resp.execute();
+      const std::string& command = spec.at_script().commands(e.script_index);
+      const std::string name = absl::StrCat("command ", e.script_index + 1);
+      const bool ok = at.final() == v1::FINAL_RESULT_OK;
+      std::string detail = absl::StrCat(
+          command, " -> ", at.final_line().empty() ? (ok ? "OK" : "ERROR") : at.final_line());
+      if (!at.explanation().empty()) absl::StrAppend(&detail, " (", at.explanation(), ")");
+      x.add_steps()->CopyFrom(MakeStep(name, ok ? v1::STEP_OK : v1::STEP_FAILED, detail));
+      if (!ok) {
+        ++e.script_failures;
+        if (!spec.at_script().continue_on_error()) {
+          FailAttemptLocked(
+              job, e, absl::FailedPreconditionError(absl::StrCat(name, " failed: ", detail)), fx);
+          return;
+        }
+      }
+      ++e.script_index;
+      if (e.script_index < spec.at_script().commands_size()) {
+        v1::AgentRequest req;
+        req.mutable_execute()->set_command(spec.at_script().commands(e.script_index));
+        SendLocked(job, e, std::move(req), fx);
+        return;
+      }
+      CompleteLocked(job, e, v1::SUCCEEDED, absl::OkStatus(),
+                     absl::StrCat(spec.at_script().commands_size(), " command(s) run",
+                                  e.script_failures > 0
+                                      ? absl::StrCat(", ", e.script_failures, " failed (ignored)")
+                                      : ""));
+      return;
+    }
+    case Stage::kRollback: {
+      std::string sha;
+      if (resp.response_case() == v1::AgentResponse::kWriteCredential) {
+        const v1::WriteReport& rep = resp.write_credential();
+        for (const auto& s : rep.steps()) {
+          v1::Step* step = x.add_steps();
+          *step = s;
+          step->set_name(absl::StrCat("rollback.", s.name()));
+        }
+        sha = rep.sha256().empty() ? rep.entry().sha256() : rep.sha256();
+      } else if (resp.response_case() != v1::AgentResponse::kDeleteCredential) {
+        CompleteLocked(job, e, v1::FAILED, e.cause,
+                       absl::StrCat("rotation failed (", StatusText(e.cause),
+                                    ") and the rollback got an unexpected answer"));
+        return;
+      }
+      if (!e.rec.rollback_sha256.empty() && !sha.empty() &&
+          absl::AsciiStrToUpper(sha) != absl::AsciiStrToUpper(e.rec.rollback_sha256)) {
+        CompleteLocked(job, e, v1::FAILED, e.cause,
+                       absl::StrCat("rotation failed (", StatusText(e.cause),
+                                    ") and the restored entry does not verify (sha256 ", sha,
+                                    ", expected ", e.rec.rollback_sha256, ")"));
+        return;
+      }
+      x.set_sha256(sha);
+      CompleteLocked(job, e, v1::ROLLED_BACK, e.cause,
+                     absl::StrCat("rotation failed (", StatusText(e.cause), "); ",
+                                  e.rec.rollback_content.empty()
+                                      ? "the new entry was removed (the slot was empty)"
+                                      : absl::StrCat("the old entry was restored and verified "
+                                                     "(sha256 ",
+                                                     sha, ")")));
+      return;
+    }
+    case Stage::kIdle:
+      break;
+  }
+  FailAttemptLocked(job, e, absl::InternalError("response for an idle execution"), fx);
+}
+
+void JobEngine::FailAttemptLocked(Job& job, Exec& e, const absl::Status& status, Effects& fx) {
+  const v1::JobSpec& spec = job.rec.spec;
+  const uint32_t attempts = e.rec.execution.attempts();
+  const bool retryable = IsRetryable(status.code());
+  const bool will_retry =
+      retryable && job.rec.state == v1::JOB_IN_PROGRESS && attempts < spec.retry().max_attempts();
+  // A rotation that will not be retried restores the old entry, unless it
+  // failed before anything could have been written in this attempt (reading
+  // the old entry) or the device cannot be reached at all (locating it).
+  if (spec.has_rotate() && e.rec.has_rollback && !will_retry && e.stage != Stage::kRollback &&
+      e.stage != Stage::kReadOld && e.stage != Stage::kIdle) {
+    StartRollbackLocked(job, e, status, fx);
+    return;
+  }
+  if (will_retry) {
+    RequeueLocked(job, e, status, fx);
+    return;
+  }
+  if (retryable && job.rec.state != v1::JOB_IN_PROGRESS) {
+    CompleteLocked(job, e, v1::CANCELED, status,
+                   absl::StrCat("job ", job.rec.state == v1::JOB_ABORTED ? "aborted" : "canceled",
+                                "; attempt ", attempts, " failed: ", StatusText(status)));
+    return;
+  }
+  const v1::ExecutionState state =
+      status.code() == absl::StatusCode::kDeadlineExceeded ? v1::TIMED_OUT : v1::FAILED;
+  std::string reason = StatusText(status);
+  if (retryable) absl::StrAppend(&reason, " (", attempts, " attempt(s), retries exhausted)");
+  CompleteLocked(job, e, state, status, reason);
+}
+
+void JobEngine::StartRollbackLocked(Job& job, Exec& e, const absl::Status& cause, Effects& fx) {
+  const auto& a = job.rec.spec.rotate();
+  e.cause = cause;
+  e.stage = Stage::kRollback;
+  const absl::Time now = clock_->Now();
+  // The rollback gets a fresh deadline of its own.
+  ++e.gen;
+  e.deadline = now + FromProtoDuration(job.rec.spec.execution_timeout());
+  v1::AgentRequest req;
+  if (e.rec.rollback_content.empty()) {
+    auto* d = req.mutable_delete_credential();
+    d->set_sec_tag(a.sec_tag());
+    d->set_type(a.type());
+    d->set_ignore_missing(true);
+  } else {
+    auto* w = req.mutable_write_credential();
+    w->set_sec_tag(a.sec_tag());
+    w->set_type(a.type());
+    w->set_content(e.rec.rollback_content);
+  }
+  e.rec.execution.add_steps()->CopyFrom(
+      MakeStep("rollback", v1::STEP_OK,
+               absl::StrCat("rotation failed (", StatusText(cause), "); restoring the old entry")));
+  SendLocked(job, e, std::move(req), fx);
+}
+
+void JobEngine::RequeueLocked(Job& job, Exec& e, const absl::Status& status, Effects& fx) {
+  const v1::RetryPolicy& rp = job.rec.spec.retry();
+  BackoffPolicy policy{.initial = FromProtoDuration(rp.initial_backoff()),
+                       .max = FromProtoDuration(rp.max_backoff()),
+                       .multiplier = rp.multiplier()};
+  const absl::Duration delay = JitteredBackoff(policy, e.rec.execution.attempts(), *random_);
+  const absl::Time now = clock_->Now();
+  store::ExecutionRecord next = e.rec;
+  v1::Execution& x = next.execution;
+  x.set_state(v1::QUEUED);
+  x.set_last_status_code(static_cast<int>(status.code()));
+  x.set_last_status_message(std::string(status.message()));
+  *x.mutable_next_attempt_at() = ToProtoTime(now + delay);
+  if (!CommitExecLocked(job, e, std::move(next),
+                        absl::StrCat(StatusText(status), "; retry in ", FormatDelay(delay)))) {
+    return;
+  }
+  ++e.gen;
+  e.deadline = absl::InfiniteFuture();
+  e.stage = Stage::kIdle;
+}
+
+void JobEngine::CompleteLocked(Job& job, Exec& e, v1::ExecutionState state,
+                               const absl::Status& status, const std::string& reason) {
+  store::ExecutionRecord next = e.rec;
+  v1::Execution& x = next.execution;
+  x.set_state(state);
+  x.set_last_status_code(static_cast<int>(status.code()));
+  x.set_last_status_message(status.ok() ? reason : std::string(status.message()));
+  *x.mutable_finished_at() = ToProtoTime(clock_->Now());
+  x.clear_next_attempt_at();
+  // The rollback copy is no longer needed once the execution is final.
+  next.has_rollback = false;
+  next.rollback_content.clear();
+  if (!CommitExecLocked(job, e, std::move(next), reason)) return;
+  ++e.gen;
+  e.deadline = absl::InfiniteFuture();
+  e.stage = Stage::kIdle;
+  e.cert_pem.clear();
+  CheckAbortLocked(job);
+}
+
+bool JobEngine::CommitExecLocked(Job& job, Exec& e, store::ExecutionRecord next,
+                                 const std::string& reason) {
+  v1::ExecutionTransition t;
+  t.set_from(e.rec.execution.state());
+  t.set_to(next.execution.state());
+  *t.mutable_at() = ToProtoTime(clock_->Now());
+  t.set_attempt(next.execution.attempts());
+  t.set_reason(reason);
+  store::JobUpdate update;
+  update.executions.push_back(next);
+  update.transitions.emplace_back(next.execution.imei(), t);
+  absl::Status s = store_->Commit(job.rec.id, update);
+  if (!s.ok()) {
+    ATB_LOG(ERROR) << "job " << job.rec.id << " device " << next.execution.imei()
+                   << ": cannot commit " << ExecutionStateName(t.from()) << " -> "
+                   << ExecutionStateName(t.to()) << ": " << s;
+    store_retry_at_ = std::min(store_retry_at_, clock_->Now() + options_.store_retry_delay);
+    return false;
+  }
+  AddToCounts(&job.counts, e.rec.execution.state(), -1);
+  AddToCounts(&job.counts, next.execution.state(), 1);
+  e.rec = std::move(next);
+  EmitLocked(job, &e, &t);
+  return true;
+}
+
+bool JobEngine::PersistExecLocked(Job& job, Exec& e) {
+  store::JobUpdate update;
+  update.executions.push_back(e.rec);
+  absl::Status s = store_->Commit(job.rec.id, update);
+  if (!s.ok()) {
+    ATB_LOG(ERROR) << "job " << job.rec.id << " device " << e.rec.execution.imei()
+                   << ": cannot save execution: " << s;
+    return false;
+  }
+  return true;
+}
+
+void JobEngine::CheckAbortLocked(Job& job) {
+  if (job.rec.state != v1::JOB_IN_PROGRESS) return;
+  const v1::AbortCriteria& ac = job.rec.spec.abort();
+  if (ac.failure_percent() <= 0) return;
+  const v1::JobCounts& c = job.counts;
+  const uint32_t failed = c.failed() + c.timed_out() + c.rolled_back();
+  const uint32_t finished = failed + c.succeeded() + c.skipped();
+  if (finished == 0 || finished < std::max<uint32_t>(1, ac.min_executed())) return;
+  const double pct = 100.0 * failed / finished;
+  if (pct < ac.failure_percent()) return;
+  const std::string reason =
+      absl::StrFormat("aborted: %u of %u finished executions failed (%.1f%% >= %.1f%%)", failed,
+                      finished, pct, ac.failure_percent());
+  if (StopJobLocked(job, v1::JOB_ABORTED, reason)) {
+    ATB_LOG(WARNING) << "job " << job.rec.id << " " << reason;
+  }
+}
+
+bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& reason) {
+  const absl::Time now = clock_->Now();
+  store::JobRecord rec = job.rec;
+  rec.state = state;
+  rec.reason = reason;
+  store::JobUpdate update;
+  std::vector<std::pair<Exec*, v1::ExecutionTransition>> changed;
+  for (const std::string& imei : job.order) {
+    Exec& e = job.execs[imei];
+    if (e.rec.execution.state() != v1::QUEUED) continue;
+    store::ExecutionRecord next = e.rec;
+    next.execution.set_state(v1::CANCELED);
+    *next.execution.mutable_finished_at() = ToProtoTime(now);
+    next.execution.clear_next_attempt_at();
+    next.execution.set_last_status_message(reason);
+    next.has_rollback = false;
+    next.rollback_content.clear();
+    v1::ExecutionTransition t;
+    t.set_from(v1::QUEUED);
+    t.set_to(v1::CANCELED);
+    *t.mutable_at() = ToProtoTime(now);
+    t.set_attempt(next.execution.attempts());
+    t.set_reason(absl::StrCat("job ", reason));
+    update.executions.push_back(next);
+    update.transitions.emplace_back(imei, t);
+    changed.emplace_back(&e, t);
+  }
+  update.job = rec;
+  absl::Status s = store_->Commit(job.rec.id, update);
+  if (!s.ok()) {
+    ATB_LOG(ERROR) << "job " << job.rec.id << ": cannot commit " << JobStateName(state) << ": "
+                   << s;
+    store_retry_at_ = std::min(store_retry_at_, now + options_.store_retry_delay);
+    return false;
+  }
+  job.rec = std::move(rec);
+  for (size_t i = 0; i < changed.size(); ++i) {
+    Exec& e = *changed[i].first;
+    AddToCounts(&job.counts, v1::QUEUED, -1);
+    AddToCounts(&job.counts, v1::CANCELED, 1);
+    e.rec = update.executions[i];
+    ++e.gen;
+    EmitLocked(job, &e, &changed[i].second);
+  }
+  EmitLocked(job, nullptr, nullptr);
+  return true;
+}
+
+void JobEngine::PumpLocked(Job& job, Effects& fx) {
+  if (job.rec.state != v1::JOB_IN_PROGRESS || stopped_) return;
+  const absl::Time now = clock_->Now();
+  const uint32_t cap = std::max<uint32_t>(1, job.rec.spec.rollout().max_concurrency());
+  const uint32_t per_minute = job.rec.spec.rollout().per_minute();
+  while (!job.starts.empty() && job.starts.front() <= now - options_.rate_window) {
+    job.starts.pop_front();
+  }
+  for (const std::string& imei : job.order) {
+    if (job.rec.state != v1::JOB_IN_PROGRESS) return;  // Aborted meanwhile.
+    if (job.counts.in_progress() >= cap) return;
+    if (per_minute > 0 && job.starts.size() >= per_minute) return;
+    Exec& e = job.execs[imei];
+    if (e.rec.execution.state() != v1::QUEUED) continue;
+    if (FromProtoTime(e.rec.execution.next_attempt_at()) > now) continue;
+    if (!StartAttemptLocked(job, e, /*resumed=*/false, fx)) return;  // Store trouble.
+  }
+}
+
+bool JobEngine::MaybeFinishLocked(Job& job) {
+  if (job.counts.queued() + job.counts.in_progress() > 0) return false;
+  store::JobRecord rec = job.rec;
+  if (rec.state == v1::JOB_IN_PROGRESS) {
+    rec.state = v1::JOB_COMPLETED;
+    rec.reason = absl::StrCat(
+        job.counts.succeeded(), " succeeded, ", job.counts.skipped(), " skipped, ",
+        job.counts.failed() + job.counts.timed_out() + job.counts.rolled_back(), " failed");
+  }
+  rec.finished_at = clock_->Now();
+  // Secrets are kept only while they may still be needed.
+  rec.spec = RedactSpec(rec.spec);
+  store::JobUpdate update;
+  update.job = rec;
+  absl::Status s = store_->Commit(rec.id, update);
+  if (!s.ok()) {
+    ATB_LOG(ERROR) << "job " << rec.id << ": cannot commit its end: " << s;
+    store_retry_at_ = std::min(store_retry_at_, clock_->Now() + options_.store_retry_delay);
+    return false;
+  }
+  job.rec = std::move(rec);
+  ATB_LOG(INFO) << "job " << job.rec.id << " ended " << JobStateName(job.rec.state) << ": "
+                << job.rec.reason;
+  EmitLocked(job, nullptr, nullptr);
+  job.observers.clear();
+  return true;
+}
+
+void JobEngine::AfterChangeLocked(Effects& fx) {
+  if (stopped_) return;
+  std::vector<std::string> finished;
+  for (auto& [id, job] : active_) {
+    PumpLocked(*job, fx);
+    if (MaybeFinishLocked(*job)) finished.push_back(id);
+  }
+  for (const auto& id : finished) active_.erase(id);
+  const absl::Time wake = ComputeWakeLocked(clock_->Now());
+  if (wake != last_wake_) {
+    last_wake_ = wake;
+    if (wake_listener_) wake_listener_(wake);
+  }
+}
+
+absl::Time JobEngine::ComputeWakeLocked(absl::Time now) const {
+  absl::Time wake = store_retry_at_;
+  if (stopped_) return absl::InfiniteFuture();
+  for (const auto& [id, job] : active_) {
+    bool eligible_waiting = false;
+    for (const auto& [imei, e] : job->execs) {
+      const v1::ExecutionState s = e.rec.execution.state();
+      if (s == v1::IN_PROGRESS) {
+        wake = std::min(wake, e.deadline);
+      } else if (s == v1::QUEUED && job->rec.state == v1::JOB_IN_PROGRESS) {
+        const absl::Time at = FromProtoTime(e.rec.execution.next_attempt_at());
+        if (at > now) {
+          wake = std::min(wake, at);
+        } else {
+          eligible_waiting = true;
+        }
+      }
+    }
+    const uint32_t per_minute = job->rec.spec.rollout().per_minute();
+    if (eligible_waiting && per_minute > 0 && job->starts.size() >= per_minute) {
+      wake = std::min(wake, job->starts.front() + options_.rate_window);
+    }
+  }
+  return wake;
+}
+
+v1::JobEvent JobEngine::MakeEventLocked(const Job& job) const {
+  v1::JobEvent ev;
+  ev.set_job_id(job.rec.id);
+  ev.set_job_state(job.rec.state);
+  *ev.mutable_counts() = job.counts;
+  return ev;
+}
+
+void JobEngine::EmitLocked(Job& job, const Exec* e, const v1::ExecutionTransition* t) {
+  if (job.observers.empty()) return;
+  v1::JobEvent ev = MakeEventLocked(job);
+  if (e != nullptr) *ev.mutable_execution() = e->rec.execution;
+  if (t != nullptr) *ev.mutable_transition() = *t;
+  for (JobObserver* o : job.observers) o->OnJobEvent(ev);
+}
+
+}  // namespace atbridge::server::jobs

@@ -1,0 +1,336 @@
+// SQLite store on a temp file: job/execution/transition round trips,
+// idempotency keys, unfinished jobs, inventory, credentials, audit queries,
+// reopening, schema versioning and store URLs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <memory>
+
+#include "server/store/sqlite_store.h"
+#include "server/util/proto_time.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace atbridge::server::store {
+namespace {
+
+using ::atbridge::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    store_.reset();
+    auto s = OpenSqliteStore(path_);
+    ASSERT_OK(s);
+    store_ = *std::move(s);
+  }
+
+  static JobRecord Job(const std::string& id, const std::string& key = "") {
+    JobRecord j;
+    j.id = id;
+    j.spec.set_name("job " + id);
+    j.spec.mutable_write()->set_sec_tag(42);
+    j.spec.mutable_write()->set_content("secret-ish");
+    j.spec.set_idempotency_key(key);
+    j.creator.set_principal("alice");
+    j.creator.set_role(v1::ROLE_OPERATOR);
+    j.created_at = absl::FromUnixSeconds(1'800'000'000);
+    return j;
+  }
+
+  static JobUpdate Initial(const std::vector<std::string>& imeis) {
+    JobUpdate u;
+    for (const auto& imei : imeis) {
+      ExecutionRecord r;
+      r.execution.set_imei(imei);
+      r.execution.set_state(v1::QUEUED);
+      u.executions.push_back(r);
+      v1::ExecutionTransition t;
+      t.set_to(v1::QUEUED);
+      t.set_reason("queued");
+      *t.mutable_at() = ToProtoTime(absl::FromUnixSeconds(1'800'000'000));
+      u.transitions.emplace_back(imei, t);
+    }
+    return u;
+  }
+
+  atbridge::testing::TempDir dir_;
+  std::string path_ = dir_.File("store.db");
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, JobRoundTripWithExecutionsAndTransitions) {
+  ASSERT_OK(store_->CreateJob(Job("j1"), Initial({"111", "222"})));
+  ASSERT_OK_AND_ASSIGN(JobRecord j, store_->GetJob("j1"));
+  EXPECT_EQ(j.spec.name(), "job j1");
+  EXPECT_EQ(j.spec.write().content(), "secret-ish");
+  EXPECT_EQ(j.creator.principal(), "alice");
+  EXPECT_EQ(j.creator.role(), v1::ROLE_OPERATOR);
+  EXPECT_EQ(j.created_at, absl::FromUnixSeconds(1'800'000'000));
+  EXPECT_EQ(j.finished_at, absl::InfinitePast());
+  EXPECT_EQ(j.state, v1::JOB_IN_PROGRESS);
+
+  // A transition with a changed execution.
+  JobUpdate u;
+  ExecutionRecord r;
+  r.execution.set_imei("111");
+  r.execution.set_state(v1::IN_PROGRESS);
+  r.execution.set_attempts(1);
+  r.execution.add_steps()->set_name("write");
+  r.execution.add_history()->set_reason("must not be stored inline");
+  r.has_rollback = true;
+  r.rollback_content = "old";
+  r.rollback_sha256 = "ABC";
+  u.executions.push_back(r);
+  v1::ExecutionTransition t;
+  t.set_from(v1::QUEUED);
+  t.set_to(v1::IN_PROGRESS);
+  t.set_attempt(1);
+  t.set_reason("attempt 1 started");
+  *t.mutable_at() = ToProtoTime(absl::FromUnixSeconds(1'800'000'010));
+  u.transitions.emplace_back("111", t);
+  ASSERT_OK(store_->Commit("j1", u));
+
+  ASSERT_OK_AND_ASSIGN(auto execs, store_->ListExecutions("j1", /*with_history=*/true));
+  ASSERT_THAT(execs, SizeIs(2));
+  EXPECT_EQ(execs[0].execution.imei(), "111");
+  EXPECT_EQ(execs[0].execution.state(), v1::IN_PROGRESS);
+  EXPECT_EQ(execs[0].execution.steps(0).name(), "write");
+  EXPECT_TRUE(execs[0].has_rollback);
+  EXPECT_EQ(execs[0].rollback_content, "old");
+  EXPECT_EQ(execs[0].rollback_sha256, "ABC");
+  ASSERT_THAT(execs[0].execution.history(), SizeIs(2));
+  EXPECT_EQ(execs[0].execution.history(0).to(), v1::QUEUED);
+  EXPECT_EQ(execs[0].execution.history(1).reason(), "attempt 1 started");
+  EXPECT_EQ(FromProtoTime(execs[0].execution.history(1).at()),
+            absl::FromUnixSeconds(1'800'000'010));
+  ASSERT_OK_AND_ASSIGN(auto plain, store_->ListExecutions("j1", /*with_history=*/false));
+  EXPECT_THAT(plain[0].execution.history(), SizeIs(0));
+
+  // The job row itself.
+  JobUpdate finish;
+  JobRecord done = j;
+  done.state = v1::JOB_COMPLETED;
+  done.finished_at = absl::FromUnixSeconds(1'800'000'100);
+  done.reason = "all good";
+  done.spec.mutable_write()->set_content("<redacted>");
+  finish.job = done;
+  ASSERT_OK(store_->Commit("j1", finish));
+  ASSERT_OK_AND_ASSIGN(j, store_->GetJob("j1"));
+  EXPECT_EQ(j.state, v1::JOB_COMPLETED);
+  EXPECT_EQ(j.reason, "all good");
+  EXPECT_EQ(j.spec.write().content(), "<redacted>");
+  EXPECT_EQ(j.finished_at, absl::FromUnixSeconds(1'800'000'100));
+}
+
+TEST_F(StoreTest, MissingJobsAreNotFound) {
+  EXPECT_THAT(store_->GetJob("nope"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->Commit("nope", JobUpdate{}), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(StoreTest, IdempotencyKeysAndIdsAreUnique) {
+  ASSERT_OK(store_->CreateJob(Job("j1", "key-1"), Initial({"1"})));
+  ASSERT_OK(store_->CreateJob(Job("j2"), Initial({"1"})));
+  ASSERT_OK(store_->CreateJob(Job("j3"), Initial({"1"})));  // Empty keys do not collide.
+  EXPECT_THAT(store_->CreateJob(Job("j4", "key-1"), Initial({"1"})),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->CreateJob(Job("j1"), Initial({"1"})),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  // The failed create left nothing behind.
+  EXPECT_THAT(store_->GetJob("j4"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(auto found, store_->FindJobByIdempotencyKey("key-1"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "j1");
+  ASSERT_OK_AND_ASSIGN(auto none, store_->FindJobByIdempotencyKey("other"));
+  EXPECT_FALSE(none.has_value());
+}
+
+TEST_F(StoreTest, ListJobsAndUnfinishedJobs) {
+  ASSERT_OK(store_->CreateJob(Job("a"), Initial({"1"})));
+  ASSERT_OK(store_->CreateJob(Job("b"), Initial({"1"})));
+  ASSERT_OK(store_->CreateJob(Job("c"), Initial({"1"})));
+  JobRecord b = Job("b");
+  b.state = v1::JOB_CANCELED;
+  b.finished_at = absl::FromUnixSeconds(1'800'000'500);
+  JobUpdate u;
+  u.job = b;
+  ASSERT_OK(store_->Commit("b", u));
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListJobs(v1::JOB_STATE_UNSPECIFIED, 10));
+  ASSERT_THAT(all, SizeIs(3));
+  EXPECT_EQ(all[0].id, "c");
+  EXPECT_EQ(all[2].id, "a");
+  ASSERT_OK_AND_ASSIGN(auto limited, store_->ListJobs(v1::JOB_STATE_UNSPECIFIED, 1));
+  EXPECT_THAT(limited, SizeIs(1));
+  ASSERT_OK_AND_ASSIGN(auto canceled, store_->ListJobs(v1::JOB_CANCELED, 10));
+  ASSERT_THAT(canceled, SizeIs(1));
+  EXPECT_EQ(canceled[0].id, "b");
+  ASSERT_OK_AND_ASSIGN(auto unfinished, store_->ListUnfinishedJobs());
+  ASSERT_THAT(unfinished, SizeIs(2));
+  EXPECT_EQ(unfinished[0].id, "a");
+  EXPECT_EQ(unfinished[1].id, "c");
+}
+
+TEST_F(StoreTest, EverythingSurvivesReopen) {
+  ASSERT_OK(store_->CreateJob(Job("j1", "k"), Initial({"111"})));
+  AgentRecord a{.name = "agent-1",
+                .version = "0.1",
+                .peer = "ipv4:127.0.0.1:5555",
+                .connected_at = absl::FromUnixSeconds(1'800'000'000),
+                .last_seen = absl::FromUnixSeconds(1'800'000'001),
+                .port_count = 4};
+  ASSERT_OK(store_->UpsertAgent(a));
+  Open();
+  ASSERT_OK_AND_ASSIGN(JobRecord j, store_->GetJob("j1"));
+  EXPECT_EQ(j.spec.idempotency_key(), "k");
+  ASSERT_OK_AND_ASSIGN(auto execs, store_->ListExecutions("j1", true));
+  ASSERT_THAT(execs, SizeIs(1));
+  EXPECT_THAT(execs[0].execution.history(), SizeIs(1));
+  ASSERT_OK_AND_ASSIGN(auto agents, store_->ListAgents());
+  ASSERT_THAT(agents, SizeIs(1));
+  EXPECT_EQ(agents[0].peer, "ipv4:127.0.0.1:5555");
+  EXPECT_EQ(agents[0].port_count, 4u);
+  EXPECT_EQ(agents[0].last_seen, absl::FromUnixSeconds(1'800'000'001));
+}
+
+TEST_F(StoreTest, DevicesWithLabelsRoundTrip) {
+  DeviceRecord d;
+  d.imei = "351234567890123";
+  d.agent = "agent-1";
+  d.port = "modem0";
+  d.model = "nRF9151";
+  d.firmware = "mfw_nrf91x1_2.0.2";
+  d.manufacturer = "Nordic Semiconductor ASA";
+  d.port_labels = {{"board", "nrf9151dk"}, {"rack", "3"}};
+  d.server_labels = {{"rack", "4"}, {"owner", "qa"}};
+  d.alias = "bench-a";
+  d.last_seen = absl::FromUnixSeconds(1'800'000'000);
+  ASSERT_OK(store_->UpsertDevices({d}));
+  d.port = "modem1";
+  d.server_labels.erase("owner");
+  ASSERT_OK(store_->UpsertDevices({d}));
+  Open();
+  ASSERT_OK_AND_ASSIGN(auto devices, store_->ListDevices());
+  ASSERT_THAT(devices, SizeIs(1));
+  EXPECT_EQ(devices[0].port, "modem1");
+  EXPECT_EQ(devices[0].alias, "bench-a");
+  EXPECT_EQ(devices[0].port_labels.at("board"), "nrf9151dk");
+  EXPECT_EQ(devices[0].server_labels.size(), 1u);
+  EXPECT_EQ(devices[0].server_labels.at("rack"), "4");
+  EXPECT_EQ(devices[0].firmware, "mfw_nrf91x1_2.0.2");
+}
+
+TEST_F(StoreTest, CredentialsReplaceUpsertDelete) {
+  v1::CredentialEntry ca;
+  ca.set_sec_tag(42);
+  ca.set_type(v1::ROOT_CA_CERT);
+  ca.set_sha256("AA");
+  ca.set_subject("CN=root");
+  *ca.mutable_not_after() = ToProtoTime(absl::FromUnixSeconds(1'900'000'000));
+  v1::CredentialEntry key;
+  key.set_sec_tag(42);
+  key.set_type(v1::CLIENT_PRIVATE_KEY);
+  key.set_sha256("BB");
+  ASSERT_OK(store_->ReplaceCredentials("1", {ca, key}));
+  ASSERT_OK(store_->ReplaceCredentials("2", {ca}));
+  ca.set_sha256("CC");
+  ASSERT_OK(store_->UpsertCredential("1", ca));
+  ASSERT_OK(store_->DeleteCredential("1", 42, v1::CLIENT_PRIVATE_KEY));
+  ASSERT_OK(store_->DeleteCredential("1", 99, v1::PSK));  // Absent: fine.
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListAllCredentials());
+  ASSERT_THAT(all["1"], SizeIs(1));
+  EXPECT_EQ(all["1"][0].sha256(), "CC");
+  EXPECT_EQ(all["1"][0].subject(), "CN=root");
+  EXPECT_EQ(FromProtoTime(all["1"][0].not_after()), absl::FromUnixSeconds(1'900'000'000));
+  ASSERT_THAT(all["2"], SizeIs(1));
+  ASSERT_OK(store_->ReplaceCredentials("2", {}));
+  ASSERT_OK_AND_ASSIGN(all, store_->ListAllCredentials());
+  EXPECT_EQ(all.count("2"), 0u);
+}
+
+TEST_F(StoreTest, AuditQueryFiltersNewestFirst) {
+  auto add = [&](int64_t at, const std::string& who, const std::string& action,
+                 const std::string& imei, const std::string& result) {
+    AuditEntry e;
+    *e.record.mutable_at() = ToProtoTime(absl::FromUnixSeconds(at));
+    e.record.set_principal(who);
+    e.record.set_role(v1::ROLE_OPERATOR);
+    e.record.set_action(action);
+    e.record.set_target(imei);
+    e.record.set_result(result);
+    e.imei = imei;
+    return store_->AppendAudit(e);
+  };
+  ASSERT_OK_AND_ASSIGN(int64_t id1, add(100, "alice", "Execute", "1", "OK"));
+  ASSERT_OK_AND_ASSIGN(int64_t id2, add(200, "bob", "CreateJob", "", "PERMISSION_DENIED"));
+  ASSERT_OK_AND_ASSIGN(int64_t id3, add(300, "alice", "WriteCredential", "2", "OK"));
+  EXPECT_LT(id1, id2);
+  EXPECT_LT(id2, id3);
+  v1::QueryAuditRequest q;
+  ASSERT_OK_AND_ASSIGN(auto all, store_->QueryAudit(q));
+  ASSERT_THAT(all, SizeIs(3));
+  EXPECT_EQ(all[0].action(), "WriteCredential");
+  q.set_principal("alice");
+  ASSERT_OK_AND_ASSIGN(auto alice, store_->QueryAudit(q));
+  EXPECT_THAT(alice, SizeIs(2));
+  q.set_imei("1");
+  ASSERT_OK_AND_ASSIGN(auto one, store_->QueryAudit(q));
+  ASSERT_THAT(one, SizeIs(1));
+  EXPECT_EQ(one[0].action(), "Execute");
+  v1::QueryAuditRequest since;
+  *since.mutable_since() = ToProtoTime(absl::FromUnixSeconds(150));
+  since.set_limit(1);
+  ASSERT_OK_AND_ASSIGN(auto recent, store_->QueryAudit(since));
+  ASSERT_THAT(recent, SizeIs(1));
+  EXPECT_EQ(recent[0].principal(), "alice");
+  v1::QueryAuditRequest by_action;
+  by_action.set_action("CreateJob");
+  ASSERT_OK_AND_ASSIGN(auto denied, store_->QueryAudit(by_action));
+  ASSERT_THAT(denied, SizeIs(1));
+  EXPECT_EQ(denied[0].result(), "PERMISSION_DENIED");
+}
+
+TEST_F(StoreTest, UsesWalAndRefusesNewerSchema) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), kSqliteSchemaVersion);
+  sqlite3_finalize(st);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_THAT(OpenSqliteStore(path_),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("schema version 99")));
+}
+
+TEST(OpenStoreTest, Urls) {
+  atbridge::testing::TempDir dir;
+  EXPECT_OK(OpenStore("sqlite:" + dir.File("a.db")));
+  EXPECT_THAT(OpenStore("sqlite:"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenStore("postgresql://db/atbridge"), StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_THAT(OpenStore("mysql://x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenStore("sqlite:" + dir.File("no/such/dir/a.db")),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(IsTerminalTest, States) {
+  EXPECT_FALSE(IsTerminal(v1::QUEUED));
+  EXPECT_FALSE(IsTerminal(v1::IN_PROGRESS));
+  for (auto s :
+       {v1::SUCCEEDED, v1::SKIPPED, v1::FAILED, v1::TIMED_OUT, v1::CANCELED, v1::ROLLED_BACK}) {
+    EXPECT_TRUE(IsTerminal(s));
+  }
+}
+
+}  // namespace
+}  // namespace atbridge::server::store
