@@ -3,8 +3,9 @@
 // Every argument has a policy: integers are formatted, strings are quoted and
 // must not contain '"', CR, LF, NUL or other control characters; PEM payloads
 // may contain LF (and nothing else below 0x20). Anything else fails closed
-// with INVALID_ARGUMENT naming the argument and the offending byte, and no
-// command is produced.
+// with INVALID_ARGUMENT naming the argument and the offending byte by its
+// zero-based offset ("content byte 17 is '\"'"), never the content around it,
+// and no command is produced.
 #ifndef ATBRIDGE_COMMON_AT_COMMAND_BUILDER_H_
 #define ATBRIDGE_COMMON_AT_COMMAND_BUILDER_H_
 
@@ -64,7 +65,8 @@ inline constexpr uint32_t kMaxUserSecTag = 2147483647u;
 // AT%CMNG=0,<tag>,<type>,"<content>". Validates tag range, type 0..11 and
 // the payload policy; the content is written byte-exact.
 absl::StatusOr<std::string> CmngWrite(uint32_t sec_tag, int type, absl::string_view content);
-// AT%CMNG=1[,<tag>[,<type>]].
+// AT%CMNG=1[,<tag>[,<type>]]. A type without a tag is ignored (the modem's
+// syntax has no type-only filter).
 std::string CmngList(std::optional<uint32_t> sec_tag = std::nullopt,
                      std::optional<int> type = std::nullopt);
 // AT%CMNG=2,<tag>,<type>.
@@ -72,7 +74,9 @@ std::string CmngRead(uint32_t sec_tag, int type);
 // AT%CMNG=3,<tag>,<type>.
 std::string CmngDelete(uint32_t sec_tag, int type);
 // AT%KEYGEN=<tag>,<key_type>,<format>[,"<attributes>"[,"<key_usage>"]].
-// key_type 2 = client key pair; format 0 = CSR, 1 = public key.
+// key_type 2 = client key pair (or 8 = endorsement key); format 0 = CSR,
+// 1 = public key; key_usage, when given, is 9 characters of '0'/'1' (an
+// empty attributes argument is then left empty: AT%KEYGEN=7,2,0,,"101010000").
 absl::StatusOr<std::string> Keygen(uint32_t sec_tag, int key_type, int format,
                                    absl::string_view attributes = "",
                                    absl::string_view key_usage = "");

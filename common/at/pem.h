@@ -47,8 +47,9 @@ struct ModemPemCheckOptions {
 };
 
 // What an nRF91 accepts for a type 0/1 %CMNG write: well-formed PEM exactly
-// as NormalizePem would produce it, except that a single trailing newline and
-// (optionally) CRLF line endings are tolerated, and each certificate must
+// as NormalizePem would produce it, except that a single trailing newline,
+// one blank line between certificates (how nrfcloud-utils joins CA bundles)
+// and (optionally) CRLF line endings are tolerated, and each certificate must
 // parse. Returns false for leading spaces, spaces instead of newlines, literal
 // "\n", lines longer than 64 base64 characters, garbage. The simulator answers
 // +CME ERROR: 527 when this is false.

@@ -11,6 +11,7 @@
 #define ATBRIDGE_COMMON_AT_RESPONSE_PARSER_H_
 
 #include <cstddef>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -71,10 +72,15 @@ struct ParserEvent {
                 // final result also arrives as kStale. Never given to the
                 // next command.
     kGarbage,   // `line` is neither a response nor a URC (or was NUL bytes);
-                // `bytes` counts what was discarded.
+                // `bytes` counts what was discarded. NUL bytes are removed
+                // from their line and reported (empty `line`, `bytes` = their
+                // count) when that line ends, before the line's own event.
     kOverflow,  // A line exceeded max_line_bytes; discarded up to the next
-                // terminator. If a command is in flight it is NOT completed:
-                // the caller fails it (DATA_LOSS) and resynchronizes.
+                // terminator (the quote state is reset at the cap, so a
+                // runaway quote cannot swallow terminators). Reported once,
+                // when that terminator arrives. If a command is in flight it
+                // is NOT completed: the caller fails it (DATA_LOSS) and
+                // resynchronizes.
   };
   Type type;
   Response response;  // kComplete
@@ -91,10 +97,10 @@ struct ResponseParserOptions {
   // "#XYZ: ..." are URCs even when not listed; this list decides the shared
   // ones while a command is in flight.
   std::vector<std::string> urc_prefixes = {
-      "+CEREG:", "+CGREG:", "+CREG:",   "+CSCON:",  "+CGEV:",   "+CMTI:",  "+CMT:",
-      "+CDS:",   "+CIEV:",  "+CRING:",  "%XSIM:",   "%CESQ:",   "%XTIME:", "%MDMEV:",
-      "%XMODEMSLEEP:",      "%NCELLMEAS:",          "%XPOFWARN:",          "%XVBATLOWLVL:",
-      "#XBOOT:", "Ready"};
+      "+CEREG:",     "+CGREG:",    "+CREG:",        "+CSCON:", "+CGEV:",
+      "+CMTI:",      "+CMT:",      "+CDS:",         "+CIEV:",  "+CRING:",
+      "%XSIM:",      "%CESQ:",     "%XTIME:",       "%MDMEV:", "%XMODEMSLEEP:",
+      "%NCELLMEAS:", "%XPOFWARN:", "%XVBATLOWLVL:", "#XBOOT:", "Ready"};
 };
 
 class ResponseParser {
@@ -103,7 +109,7 @@ class ResponseParser {
 
   // A command has been fully written; lines now belong to it (subject to
   // the expectation). Any previous command must have completed or been
-  // abandoned.
+  // abandoned; one still in flight is abandoned first (its reply is kStale).
   void BeginCommand(CommandExpectation expectation);
 
   // The command in flight timed out or was cancelled. Whatever still arrives
@@ -126,6 +132,7 @@ class ResponseParser {
 
  private:
   // Implementation detail; see response_parser.cc.
+  void EndLine(std::vector<ParserEvent>* out);
   void OnLine(std::string line, std::vector<ParserEvent>* out);
 
   ResponseParserOptions options_;
@@ -135,9 +142,13 @@ class ResponseParser {
   bool overflowing_ = false;
   size_t overflow_bytes_ = 0;
   size_t nul_bytes_ = 0;
+  std::string overflow_head_;  // First bytes of the overflowing line.
   // Classifier state.
   bool in_flight_ = false;
-  int abandoned_ = 0;  // Abandoned commands whose final has not arrived.
+  bool echo_pending_ = false;  // The E1 echo of the command may still come.
+  int abandoned_ = 0;          // Abandoned commands whose final has not arrived.
+  // Info prefixes of the abandoned commands, oldest first.
+  std::deque<std::vector<std::string>> abandoned_prefixes_;
   CommandExpectation expectation_;
   Response current_;
 };
