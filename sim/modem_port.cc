@@ -161,7 +161,10 @@ void ModemPort::OnRead(const boost::system::error_code& ec, size_t n) {
   }
   const uint64_t gen = generation_;
   const Clock::time_point now = Clock::now();
-  absl::string_view chunk(read_buf_.data(), n);
+  // A copy: read_buf_ belongs to the next read (defensive; Pump() never
+  // starts one, but Asio may complete a started read speculatively).
+  const std::string data(read_buf_.data(), n);
+  absl::string_view chunk(data);
   if (transcript_ != nullptr) {
     std::string record = rx_filter_.Append(chunk);
     if (!record.empty()) transcript_->Record(index_, "rx", record);
@@ -222,7 +225,6 @@ void ModemPort::Pump(Clock::time_point now) {
   if (paced() && !busy_ && !rx_queue_.empty()) {
     ArmConsumeTimer(std::max(consume_next_, now + std::chrono::milliseconds(1)));
   }
-  StartRead();
 }
 
 void ModemPort::ArmConsumeTimer(Clock::time_point at) {
@@ -234,11 +236,13 @@ void ModemPort::ArmConsumeTimer(Clock::time_point at) {
     if (gen != generation_ || ec == asio::error::operation_aborted) return;
     consume_timer_armed_ = false;
     Pump(Clock::now());
+    StartRead();  // The FIFO has room again.
   });
 }
 
 void ModemPort::HandleEvent(at::FramerEvent event) {
   ++commands_seen_;
+
   if (options_.unplug_after > 0 && !unplugged_once_ &&
       commands_seen_ == static_cast<uint64_t>(options_.unplug_after)) {
     unplugged_once_ = true;
@@ -283,6 +287,7 @@ void ModemPort::PumpTx() {
       const Clock::time_point now = Clock::now();
       consume_next_ = now + byte_time_;
       Pump(now);
+      StartRead();
     }
     return;
   }

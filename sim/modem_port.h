@@ -93,6 +93,7 @@ class ModemPort {
   void OnRead(const boost::system::error_code& ec, size_t n);
   // Feeds due bytes to the framer and runs framed commands, until a command
   // is in flight, the queue is empty, or (paced) the next byte is not due.
+  // Never starts a read (callers do, once their chunk is queued).
   void Pump(Clock::time_point now);
   void ArmConsumeTimer(Clock::time_point at);
   void HandleEvent(at::FramerEvent event);

@@ -59,7 +59,7 @@ std::string EscapeBytes(absl::string_view bytes) {
 }
 
 absl::StatusOr<std::unique_ptr<Transcript>> Transcript::Open(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "we");
+  std::FILE* f = std::fopen(path.c_str(), "ae");
   if (f == nullptr) return PosixError(errno, absl::StrCat("open transcript ", path));
   return std::unique_ptr<Transcript>(new Transcript(f));
 }

@@ -32,7 +32,8 @@ std::string EscapeBytes(absl::string_view bytes);
 
 class Transcript {
  public:
-  // Opens (truncates) `path`. Errors name the path.
+  // Opens `path` for appending (a restarted simulator continues the same
+  // transcript). Errors name the path.
   static absl::StatusOr<std::unique_ptr<Transcript>> Open(const std::string& path);
   ~Transcript();
   Transcript(const Transcript&) = delete;

@@ -1,0 +1,538 @@
+// atbridge-sim over real ptys: the binary is started as a subprocess and
+// driven through DIR/modemK with plain POSIX I/O, as host tools do.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/at/modem_responses.h"
+#include "common/pki/pki.h"
+#include "tests/integration/sim/sim_harness.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace atbridge::sim::testing {
+namespace {
+
+using ::atbridge::testing::ReadFileOrDie;
+using ::atbridge::testing::TestDataPath;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+using ::testing::SizeIs;
+
+constexpr char kAmazonSha[] = "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74";
+
+std::string AmazonPem() {
+  std::string pem = ReadFileOrDie(TestDataPath("pem/AmazonRootCA1.pem"));
+  while (!pem.empty() && pem.back() == '\n') pem.pop_back();
+  return pem;
+}
+
+std::string CmngWrite(uint32_t tag, int type, absl::string_view content) {
+  return absl::StrCat("AT%CMNG=0,", tag, ",", type, ",\"", content, "\"\r\n");
+}
+
+bool LuhnOk(const std::string& imei) {
+  if (imei.size() != 15) return false;
+  int sum = 0;
+  for (int i = 0; i < 15; ++i) {
+    int d = imei[14 - i] - '0';
+    if (d < 0 || d > 9) return false;
+    if (i % 2 == 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 == 0;
+}
+
+// A certificate chain of about 3.5 KB that a modem accepts: the Amazon root
+// plus CA-issued EC certificates, blocks joined by LF, no trailing newline.
+std::string BuildChain(size_t min_bytes) {
+  std::string chain = AmazonPem();
+  auto ca = pki::CreateCa(pki::CaOptions());
+  EXPECT_TRUE(ca.ok()) << ca.status();
+  chain += "\n" + ca->cert_pem;
+  for (int i = 0; chain.size() < min_bytes; ++i) {
+    pki::IssueOptions io;
+    io.common_name = absl::StrCat("device-", i, ".lab.example");
+    io.dns_names = {io.common_name};
+    auto cert = pki::IssueCertificate(*ca, io);
+    EXPECT_TRUE(cert.ok()) << cert.status();
+    if (!absl::EndsWith(chain, "\n")) chain += "\n";
+    chain += cert->cert_pem;
+  }
+  while (!chain.empty() && chain.back() == '\n') chain.pop_back();
+  return chain;
+}
+
+// Final result line of a command, or the failure as text (never crashes).
+std::string FinalOf(const absl::StatusOr<AtAnswer>& a) {
+  return a.ok() ? a->final : a.status().ToString();
+}
+std::string Final(PtyClient& c, absl::string_view cmd) { return FinalOf(c.Command(cmd)); }
+// Information lines, or one line holding the failure.
+std::vector<std::string> Lines(PtyClient& c, absl::string_view cmd) {
+  auto a = c.Command(cmd);
+  return a.ok() ? a->lines : std::vector<std::string>{a.status().ToString()};
+}
+std::vector<std::string> OneShotLines(const std::string& path, absl::string_view cmd) {
+  auto a = OneShot(path, cmd);
+  return a.ok() ? a->lines : std::vector<std::string>{a.status().ToString()};
+}
+
+// The %CMNG list lines for a tag, as (type, sha).
+std::vector<std::string> ListTag(PtyClient& c, uint32_t tag) {
+  auto a = c.Command(absl::StrCat("AT%CMNG=1,", tag, "\r\n"));
+  EXPECT_TRUE(a.ok()) << a.status();
+  if (!a.ok()) return {};
+  EXPECT_EQ(a->final, "OK");
+  return a->lines;
+}
+
+TEST(SimIntegrationTest, NrfcredstoreStyleSessionReopeningThePortBetweenCommands) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--count", "2"}));
+  const std::string port = sim.Link(0);
+
+  ASSERT_OK_AND_ASSIGN(AtAnswer imei, OneShot(port, "AT+CGSN\r\n"));
+  ASSERT_EQ(imei.final, "OK");
+  ASSERT_THAT(imei.lines, SizeIs(1));
+  EXPECT_THAT(imei.lines[0], MatchesRegex("[0-9]{15}"));
+  EXPECT_TRUE(LuhnOk(imei.lines[0])) << imei.lines[0];
+
+  ASSERT_OK_AND_ASSIGN(AtAnswer cmee, OneShot(port, "AT+CMEE=1\r\n"));
+  EXPECT_EQ(cmee.final, "OK");
+  EXPECT_THAT(cmee.lines, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(AtAnswer cfun, OneShot(port, "AT+CFUN=4\r\n"));
+  EXPECT_EQ(cfun.final, "OK");
+
+  // The whole write in one write(): LF newlines, no trailing newline.
+  ASSERT_OK_AND_ASSIGN(AtAnswer write, OneShot(port, CmngWrite(16842753, 0, AmazonPem())));
+  EXPECT_EQ(write.final, "OK");
+  EXPECT_THAT(write.lines, IsEmpty());
+
+  ASSERT_OK_AND_ASSIGN(AtAnswer list, OneShot(port, "AT%CMNG=1,16842753,0\r\n"));
+  EXPECT_EQ(list.final, "OK");
+  EXPECT_THAT(list.lines, ElementsAre(absl::StrCat("%CMNG: 16842753,0,\"", kAmazonSha, "\"")));
+
+  // CMEE is on: errors carry their code. Both broken forms users really sent.
+  for (const char* seed :
+       {"pem/seed-spaces-instead-of-newlines.txt", "pem/seed-literal-backslash-n.txt"}) {
+    std::string content = ReadFileOrDie(TestDataPath(seed));
+    while (!content.empty() && content.back() == '\n') content.pop_back();
+    ASSERT_OK_AND_ASSIGN(AtAnswer bad, OneShot(port, CmngWrite(20, 0, content)));
+    EXPECT_EQ(bad.final, "+CME ERROR: 527") << seed;
+  }
+  ASSERT_OK_AND_ASSIGN(AtAnswer none, OneShot(port, "AT%CMNG=1,20\r\n"));
+  EXPECT_THAT(none.lines, IsEmpty());
+
+  // The other modem is independent: a different IMEI, empty store.
+  ASSERT_OK_AND_ASSIGN(AtAnswer imei1, OneShot(sim.Link(1), "AT+CGSN=1\r\n"));
+  ASSERT_THAT(imei1.lines, SizeIs(1));
+  EXPECT_THAT(imei1.lines[0], MatchesRegex("\\+CGSN: \"[0-9]{15}\""));
+  EXPECT_THAT(imei1.lines[0], Not(HasSubstr(imei.lines[0])));
+  ASSERT_OK_AND_ASSIGN(AtAnswer list1, OneShot(sim.Link(1), "AT%CMNG=1\r\n"));
+  EXPECT_THAT(list1.lines, IsEmpty());
+
+  ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
+  EXPECT_EQ(code, 0);
+  struct stat st;
+  EXPECT_NE(lstat(port.c_str(), &st), 0) << "links are removed at exit";
+}
+
+TEST(SimIntegrationTest, IdentificationFramingAndChains) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--model", "nRF9160-SICA", "--firmware", "mfw_nrf9160_1.3.5"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+
+  ASSERT_OK_AND_ASSIGN(AtAnswer a, c->Command("AT+CGMI;+CGMM;+CGMR\r"));
+  EXPECT_THAT(a.lines,
+              ElementsAre("Nordic Semiconductor ASA", "nRF9160-SICA", "mfw_nrf9160_1.3.5"));
+  EXPECT_EQ(a.final, "OK");
+
+  // Default CMEE=0: plain ERROR. Unknown command and bad values: ERROR.
+  ASSERT_OK_AND_ASSIGN(AtAnswer cmee, c->Command("AT+CMEE?\r"));
+  EXPECT_THAT(cmee.lines, ElementsAre("+CMEE: 0"));
+  EXPECT_EQ(Final(*c, "AT+FOO\r"), "ERROR");
+  EXPECT_EQ(Final(*c, "AT+CFUN=3\r"), "ERROR");
+  // A chain stops at its first error.
+  ASSERT_OK_AND_ASSIGN(AtAnswer chain, c->Command("AT+CFUN=0;+CFUN=99;+CFUN?\r\n"));
+  EXPECT_THAT(chain.lines, IsEmpty());
+  EXPECT_EQ(chain.final, "ERROR");
+  ASSERT_OK_AND_ASSIGN(AtAnswer cfun, c->Command("AT+CFUN?\r"));
+  EXPECT_THAT(cfun.lines, ElementsAre("+CFUN: 0"));
+
+  // Terminators: LF alone, CR alone, CRLF; two commands in one write are
+  // answered in order; an empty line gets no answer.
+  ASSERT_OK(c->Write("\r\n\r\nAT\nAT+CGSN=1\r"));
+  ASSERT_OK_AND_ASSIGN(AtAnswer first, c->ReadAnswer());
+  EXPECT_THAT(first.lines, IsEmpty());
+  EXPECT_EQ(first.final, "OK");
+  ASSERT_OK_AND_ASSIGN(AtAnswer second, c->ReadAnswer());
+  EXPECT_THAT(second.lines, ElementsAre(MatchesRegex("\\+CGSN: \"[0-9]{15}\"")));
+
+  // A command longer than the AT host buffer: ERROR, and the modem goes on.
+  std::string huge = "AT+CGSN=" + std::string(5000, '1') + "\r\n";
+  ASSERT_OK_AND_ASSIGN(AtAnswer overflow, c->Command(huge));
+  EXPECT_EQ(overflow.final, "ERROR");
+  ASSERT_OK_AND_ASSIGN(AtAnswer at, c->Command("AT\r\n"));
+  EXPECT_EQ(at.final, "OK");
+
+  // Attestation token: stable, two base64url parts.
+  ASSERT_OK_AND_ASSIGN(AtAnswer t1, c->Command("AT%ATTESTTOKEN\r\n"));
+  ASSERT_OK_AND_ASSIGN(AtAnswer t2, c->Command("AT%ATTESTTOKEN\r\n"));
+  ASSERT_THAT(t1.lines, SizeIs(1));
+  EXPECT_THAT(t1.lines[0], MatchesRegex("%ATTESTTOKEN: \"[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\""));
+  EXPECT_EQ(t1.lines, t2.lines);
+  EXPECT_EQ(sim.process().running(), true);
+}
+
+TEST(SimIntegrationTest, CmngErrorCodesAndByteExactRead) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--capacity", "3"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0), {.baud = 9600, .rtscts = false}));
+  const std::string pem = AmazonPem();
+
+  // CMEE=0: the 518 is a plain ERROR.
+  ASSERT_EQ(Final(*c, "AT+CFUN=1\r\n"), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 0, pem)), "ERROR");
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 0, pem)), "+CME ERROR: 518");
+  EXPECT_EQ(Final(*c, "AT%CMNG=3,7,0\r\n"), "+CME ERROR: 518");
+  ASSERT_EQ(Final(*c, "AT+CFUN=21\r\n"), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 0, pem)), "+CME ERROR: 518");
+  ASSERT_EQ(Final(*c, "AT+CFUN=4\r\n"), "OK");
+
+  EXPECT_EQ(Final(*c, CmngWrite(7, 0, pem)), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 0, pem)), "OK") << "overwrite is allowed";
+  EXPECT_EQ(Final(*c, CmngWrite(7, 4, "lab-device-7")), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 3, "00112233445566778899aabbccddeeff")), "OK");
+  // Full (capacity 3); an overwrite still works.
+  EXPECT_EQ(Final(*c, CmngWrite(8, 4, "x")), "+CME ERROR: 515");
+  EXPECT_EQ(Final(*c, CmngWrite(7, 4, "lab-device-7b")), "OK");
+  // Reserved tag, types the user may not write.
+  EXPECT_EQ(Final(*c, CmngWrite(2147483648u, 4, "x")), "+CME ERROR: 514");
+  EXPECT_EQ(Final(*c, CmngWrite(9, 5, "x")), "+CME ERROR: 514");
+
+  // Read of type 0: content byte-exact, with its SHA-256.
+  ASSERT_OK_AND_ASSIGN(AtAnswer read, c->Command("AT%CMNG=2,7,0\r\n"));
+  ASSERT_EQ(read.final, "OK");
+  ASSERT_THAT(read.lines, SizeIs(1));
+  EXPECT_EQ(read.lines[0], absl::StrCat("%CMNG: 7,0,\"", kAmazonSha, "\",\"", pem, "\""));
+  ASSERT_OK_AND_ASSIGN(auto parsed, at::ParseCmngLine(read.lines[0]));
+  EXPECT_EQ(parsed.content, pem);
+  // PSK and keys are never readable; missing entries are 513.
+  EXPECT_EQ(Final(*c, "AT%CMNG=2,7,3\r\n"), "+CME ERROR: 514");
+  EXPECT_EQ(Final(*c, "AT%CMNG=2,7,2\r\n"), "+CME ERROR: 514");
+  EXPECT_EQ(Final(*c, "AT%CMNG=2,7,1\r\n"), "+CME ERROR: 513");
+  EXPECT_EQ(Final(*c, "AT%CMNG=3,99,0\r\n"), "+CME ERROR: 513");
+
+  // The list is sorted by tag then type.
+  ASSERT_OK_AND_ASSIGN(AtAnswer list, c->Command("AT%CMNG=1\r\n"));
+  ASSERT_THAT(list.lines, SizeIs(3));
+  EXPECT_TRUE(absl::StartsWith(list.lines[0], "%CMNG: 7,0,"));
+  EXPECT_TRUE(absl::StartsWith(list.lines[1], "%CMNG: 7,3,"));
+  EXPECT_EQ(list.lines[2], absl::StrCat("%CMNG: 7,4,\"", pki::Sha256Hex("lab-device-7b"), "\""));
+
+  EXPECT_EQ(Final(*c, "AT%CMNG=3,7,3\r\n"), "OK");
+  EXPECT_THAT(ListTag(*c, 7), SizeIs(2));
+}
+
+TEST(SimIntegrationTest, BurstWithoutFlowControlLosesBytesPacedWriteIsIntact) {
+  const std::string chain = BuildChain(3500);
+  ASSERT_GE(chain.size(), 3500u);
+  ASSERT_LT(chain.size() + 40, 4096u);
+  const std::string sha = pki::Sha256Hex(chain);
+
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--baud", "115200", "--no-flow-control", "--fifo", "64"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0), {.baud = 115200, .rtscts = false}));
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+
+  // One burst: far faster than 11520 bytes/s into a 64-byte FIFO.
+  ASSERT_OK(c->Write(CmngWrite(100, 0, chain)));
+  // The closing quote was most likely lost: close it (repeat while the FIFO
+  // is still full and drops even this).
+  absl::StatusOr<AtAnswer> answer = absl::DeadlineExceededError("not sent");
+  for (int i = 0; i < 20 && !answer.ok(); ++i) {
+    ASSERT_OK(c->Write("\"\r\n"));
+    answer = c->ReadAnswer(absl::Milliseconds(200));
+  }
+  ASSERT_OK(answer.status());
+  // Whatever arrived was not the certificate chain.
+  ASSERT_OK_AND_ASSIGN(AtAnswer at, c->Command("AT\r\n"));
+  EXPECT_EQ(at.final, "OK");
+  std::vector<std::string> listed = ListTag(*c, 100);
+  EXPECT_THAT(listed, Not(Contains(absl::StrCat("%CMNG: 100,0,\"", sha, "\""))));
+
+  // Paced: 32-byte chunks with the line time of 64 bytes between them.
+  const absl::Duration gap = absl::Microseconds(64 * 10 * 1000000 / 115200);
+  absl::Time start = absl::Now();
+  ASSERT_OK(c->WritePaced(CmngWrite(100, 0, chain), 32, gap));
+  ASSERT_OK_AND_ASSIGN(AtAnswer paced, c->ReadAnswer());
+  EXPECT_EQ(paced.final, "OK");
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_THAT(ListTag(*c, 100), ElementsAre(absl::StrCat("%CMNG: 100,0,\"", sha, "\"")));
+
+  // Reading it back takes at least its line time at 115200 baud.
+  start = absl::Now();
+  ASSERT_OK_AND_ASSIGN(AtAnswer read, c->Command("AT%CMNG=2,100,0\r\n"));
+  absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(read.final, "OK");
+  ASSERT_THAT(read.lines, SizeIs(1));
+  EXPECT_THAT(read.lines[0], HasSubstr(chain));
+  EXPECT_GE(took, absl::Microseconds(static_cast<int64_t>(read.lines[0].size()) * 10 * 1000000 /
+                                     115200 * 9 / 10));
+}
+
+TEST(SimIntegrationTest, FlowControlNeverLosesBytes) {
+  const std::string chain = BuildChain(3500);
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--baud", "115200", "--fifo", "64"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  // One burst, but RTS/CTS holds the writer back instead of dropping.
+  absl::Time start = absl::Now();
+  ASSERT_OK_AND_ASSIGN(AtAnswer write, c->Command(CmngWrite(5, 0, chain)));
+  EXPECT_EQ(write.final, "OK");
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(280)) << "input is consumed at 11520 B/s";
+  EXPECT_THAT(ListTag(*c, 5),
+              ElementsAre(absl::StrCat("%CMNG: 5,0,\"", pki::Sha256Hex(chain), "\"")));
+}
+
+TEST(SimIntegrationTest, KeygenReturnsAVerifiableCsrAndKeepsTheKey) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+
+  ASSERT_OK_AND_ASSIGN(AtAnswer kg,
+                       c->Command("AT%KEYGEN=16842753,2,0,\"CN=dev1,O=Lab\",\"101010000\"\r\n"));
+  ASSERT_EQ(kg.final, "OK");
+  ASSERT_OK_AND_ASSIGN(at::SignedBlob blob, at::ParseKeygen(kg.lines));
+  ASSERT_OK_AND_ASSIGN(std::string subject, pki::CsrSubject(blob.body));
+  EXPECT_THAT(subject, HasSubstr("CN=dev1"));
+  EXPECT_THAT(subject, HasSubstr("O=Lab"));
+  // COSE_Sign1 (tag 18) whose payload carries the body's SHA-256.
+  ASSERT_FALSE(blob.cose.empty());
+  EXPECT_EQ(static_cast<uint8_t>(blob.cose[0]), 0xd2);
+  std::string digest = absl::HexStringToBytes(pki::Sha256Hex(blob.body));
+  EXPECT_THAT(blob.cose, HasSubstr(digest));
+
+  // A signed certificate for it can be made by a CA (what the server does).
+  auto ca = pki::CreateCa(pki::CaOptions());
+  ASSERT_OK(ca.status());
+  ASSERT_OK(pki::SignCsr(*ca, blob.body, pki::SignCsrOptions()).status());
+
+  // Without attributes: CN is the device UUID in lower case.
+  ASSERT_OK_AND_ASSIGN(AtAnswer kg2, c->Command("AT%KEYGEN=11,2,0\r\n"));
+  ASSERT_OK_AND_ASSIGN(at::SignedBlob blob2, at::ParseKeygen(kg2.lines));
+  ASSERT_OK_AND_ASSIGN(std::string subject2, pki::CsrSubject(blob2.body));
+  EXPECT_THAT(subject2, MatchesRegex("CN=[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                     "[0-9a-f]{12}"));
+  // Format 1: the public key only.
+  ASSERT_OK_AND_ASSIGN(AtAnswer kg3, c->Command("AT%KEYGEN=12,2,1\r\n"));
+  ASSERT_OK_AND_ASSIGN(at::SignedBlob blob3, at::ParseKeygen(kg3.lines));
+  EXPECT_THAT(pki::CsrSubject(blob3.body), Not(::atbridge::testing::IsOk()));
+  EXPECT_LT(blob3.body.size(), 100u);  // A P-256 SubjectPublicKeyInfo is 91 bytes.
+
+  // The key is listed as the tag's type-2 entry but can never be read.
+  std::vector<std::string> listed = ListTag(*c, 16842753);
+  ASSERT_THAT(listed, SizeIs(1));
+  EXPECT_THAT(listed[0], MatchesRegex("%CMNG: 16842753,2,\"[0-9A-F]{64}\""));
+  EXPECT_EQ(Final(*c, "AT%CMNG=2,16842753,2\r\n"), "+CME ERROR: 514");
+
+  // Not while active.
+  ASSERT_EQ(Final(*c, "AT+CFUN=1\r\n"), "OK");
+  EXPECT_EQ(Final(*c, "AT%KEYGEN=13,2,0\r\n"), "+CME ERROR: 518");
+}
+
+TEST(SimIntegrationTest, UnplugAndReplugKeepsIdentityAndStore) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--unplug-after", "4", "--replug-after", "400"}));
+  const std::string port = sim.Link(0);
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(port));
+  ASSERT_OK_AND_ASSIGN(AtAnswer imei, c->Command("AT+CGSN\r\n"));
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+  ASSERT_EQ(Final(*c, CmngWrite(3, 0, AmazonPem())), "OK");
+
+  // The 4th command unplugs the modem: no answer, the port hangs up and
+  // its link disappears.
+  ASSERT_OK(c->Write("AT\r\n"));
+  auto gone = c->ReadAnswer(absl::Seconds(5));
+  EXPECT_THAT(gone, ::atbridge::testing::StatusIs(absl::StatusCode::kUnavailable));
+  struct stat st;
+  EXPECT_NE(lstat(port.c_str(), &st), 0);
+  c.reset();
+
+  // It comes back on a new pty at the same path, same IMEI, same store;
+  // volatile settings (CMEE) are back to their defaults.
+  ASSERT_OK(WaitForPath(port, absl::Seconds(5)));
+  ASSERT_OK_AND_ASSIGN(auto c2, PtyClient::Open(port));
+  ASSERT_OK_AND_ASSIGN(AtAnswer imei2, c2->Command("AT+CGSN\r\n"));
+  EXPECT_EQ(imei2.lines, imei.lines);
+  EXPECT_THAT(ListTag(*c2, 3), ElementsAre(absl::StrCat("%CMNG: 3,0,\"", kAmazonSha, "\"")));
+  ASSERT_OK_AND_ASSIGN(AtAnswer cmee, c2->Command("AT+CMEE?\r\n"));
+  EXPECT_THAT(cmee.lines, ElementsAre("+CMEE: 0"));
+}
+
+TEST(SimIntegrationTest, StateFileSurvivesRestartAndTranscriptHasNoKeys) {
+  ::atbridge::testing::TempDir files;
+  const std::string state = files.File("nvm.json");
+  const std::string transcript = files.File("transcript.txt");
+  // A client private key written by the host (type 2), in PEM.
+  auto ca = pki::CreateCa(pki::CaOptions());
+  ASSERT_OK(ca.status());
+  std::string key_pem = ca->key_pem;
+  while (!key_pem.empty() && key_pem.back() == '\n') key_pem.pop_back();
+
+  SimProcess sim;
+  std::vector<std::string> args = {"--state-file", state, "--transcript", transcript};
+  std::string imei;
+  {
+    ASSERT_OK(sim.Start(args));
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+    imei = Lines(*c, "AT+CGSN\r\n").at(0);
+    ASSERT_EQ(Final(*c, CmngWrite(42, 0, AmazonPem())), "OK");
+    ASSERT_EQ(Final(*c, CmngWrite(42, 2, key_pem)), "OK");
+    // Also sent in small pieces, so a key split across reads is covered.
+    ASSERT_OK(c->WritePaced(CmngWrite(43, 2, key_pem), 16, absl::Microseconds(200)));
+    ASSERT_EQ(FinalOf(c->ReadAnswer()), "OK");
+    ASSERT_EQ(Final(*c, "AT%KEYGEN=44,2,0\r\n"), "OK");
+    ASSERT_EQ(Final(*c, "AT+CFUN=0\r\n"), "OK");
+    ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
+    EXPECT_EQ(code, 0);
+  }
+  {
+    ASSERT_OK(sim.Start(args));
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+    EXPECT_EQ(Lines(*c, "AT+CGSN\r\n").at(0), imei) << "IMEIs are stable";
+    EXPECT_THAT(Lines(*c, "AT+CFUN?\r\n"), ElementsAre("+CFUN: 0"));
+    ASSERT_OK_AND_ASSIGN(AtAnswer list, c->Command("AT%CMNG=1\r\n"));
+    EXPECT_THAT(list.lines,
+                ElementsAre(absl::StrCat("%CMNG: 42,0,\"", kAmazonSha, "\""),
+                            absl::StrCat("%CMNG: 42,2,\"", pki::Sha256Hex(key_pem), "\""),
+                            absl::StrCat("%CMNG: 43,2,\"", pki::Sha256Hex(key_pem), "\""),
+                            MatchesRegex("%CMNG: 44,2,\"[0-9A-F]{64}\"")));
+    ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
+    EXPECT_EQ(code, 0);
+  }
+
+  // No private key bytes in the transcript: neither the host's key nor the
+  // one %KEYGEN made (which only the state file, the modem's NVM, holds).
+  std::string text = ReadFileOrDie(transcript);
+  EXPECT_THAT(text, HasSubstr("AT%CMNG=0,42,0"));
+  EXPECT_THAT(text, HasSubstr("AT%KEYGEN=44,2,0"));
+  EXPECT_THAT(text, Not(HasSubstr("PRIVATE KEY-----")));
+  std::vector<std::string> key_lines;
+  for (absl::string_view l : absl::StrSplit(key_pem, '\n')) {
+    if (!absl::StartsWith(l, "-----")) key_lines.emplace_back(l);
+  }
+  ASSERT_FALSE(key_lines.empty());
+  for (const std::string& l : key_lines) {
+    EXPECT_THAT(text, Not(HasSubstr(l.substr(0, 24))));
+  }
+  // Base64 of the keygen'd key from the state file.
+  std::string nvm = ReadFileOrDie(state);
+  EXPECT_THAT(nvm, HasSubstr(imei));
+  struct stat st;
+  ASSERT_EQ(stat(state.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(SimIntegrationTest, FaultInjection) {
+  {
+    SimProcess sim;
+    ASSERT_OK(sim.Start({"--flaky", "1", "--flaky-modes", "busy", "--seed", "7"}));
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+    ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+    EXPECT_EQ(Final(*c, CmngWrite(1, 0, AmazonPem())), "+CME ERROR: 528");
+    EXPECT_THAT(ListTag(*c, 1), IsEmpty());
+  }
+  {
+    SimProcess sim;
+    ASSERT_OK(sim.Start({"--flaky", "1", "--flaky-modes", "corrupt", "--seed", "7"}));
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+    EXPECT_EQ(Final(*c, CmngWrite(1, 0, AmazonPem())), "OK");
+    std::vector<std::string> listed = ListTag(*c, 1);
+    ASSERT_THAT(listed, SizeIs(1));
+    EXPECT_THAT(listed[0], Not(HasSubstr(kAmazonSha)));
+  }
+  {
+    SimProcess sim;
+    ASSERT_OK(sim.Start({"--flaky", "1", "--flaky-modes", "silent", "--latency", "50"}));
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+    ASSERT_OK(c->Write(CmngWrite(1, 0, AmazonPem())));
+    // No answer ever comes for it; the next command is answered normally
+    // (after the latency).
+    absl::Time start = absl::Now();
+    ASSERT_OK_AND_ASSIGN(AtAnswer at, c->Command("AT\r\n"));
+    EXPECT_EQ(at.final, "OK");
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+    EXPECT_THAT(ListTag(*c, 1), ElementsAre(absl::StrCat("%CMNG: 1,0,\"", kAmazonSha, "\"")));
+  }
+}
+
+TEST(SimIntegrationTest, ImeisDependOnTheLinkDirOrTheBase) {
+  SimProcess a;
+  SimProcess b;
+  ASSERT_OK(a.Start({"--count", "2"}));
+  ASSERT_OK(b.Start({"--count", "2"}));
+  std::string ia = OneShotLines(a.Link(0), "AT+CGSN\r\n").at(0);
+  std::string ib = OneShotLines(b.Link(0), "AT+CGSN\r\n").at(0);
+  EXPECT_NE(ia, ib);
+  SimProcess c;
+  ASSERT_OK(c.Start({"--imei-base", "35000000000001"}));
+  EXPECT_THAT(OneShotLines(c.Link(0), "AT+CGSN\r\n"), ElementsAre("350000000000014"));
+}
+
+TEST(SimIntegrationTest, BadFlagsAndHelp) {
+  ::atbridge::testing::TempDir dir;
+  auto help =
+      ::atbridge::testing::RunCommand({::atbridge::testing::BinaryPath("atbridge-sim"), "--help"});
+  ASSERT_OK(help.status());
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_THAT(help->output, HasSubstr("--link-dir"));
+  auto bad = ::atbridge::testing::RunCommand(
+      {::atbridge::testing::BinaryPath("atbridge-sim"), "--link-dir", dir.path(), "--cfun", "3"});
+  ASSERT_OK(bad.status());
+  EXPECT_NE(bad->exit_code, 0);
+  EXPECT_THAT(bad->output, HasSubstr("--cfun"));
+}
+
+TEST(SimIntegrationTest, ThousandModems) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--count", "1000"}, absl::Seconds(20)));
+  std::set<std::string> imeis;
+  absl::Time start = absl::Now();
+  for (int k = 0; k < 1000; ++k) {
+    auto a = OneShot(sim.Link(k), "AT+CGSN\r\n");
+    ASSERT_OK(a.status()) << "modem" << k;
+    ASSERT_EQ(a->final, "OK") << "modem" << k;
+    ASSERT_THAT(a->lines, SizeIs(1));
+    ASSERT_TRUE(LuhnOk(a->lines[0])) << a->lines[0];
+    imeis.insert(a->lines[0]);
+  }
+  EXPECT_EQ(imeis.size(), 1000u);
+  std::cerr << "1000 modems: ready after " << sim.startup_time() << ", all answered AT+CGSN in "
+            << absl::Now() - start << "\n";
+  ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
+  EXPECT_EQ(code, 0);
+}
+
+}  // namespace
+}  // namespace atbridge::sim::testing
