@@ -35,13 +35,16 @@ struct Pacing {
   absl::Duration gap = absl::ZeroDuration();
 };
 
+// Chunk size of automatic pacing (see PortOptions::pacing_auto).
+inline constexpr size_t kAutoPacingChunkBytes = 32;
+
 struct PortOptions {
   std::string name;    // Unique per agent, [A-Za-z0-9_.-]+.
   std::string device;  // e.g. /dev/ttyACM0 or a sim link.
   SerialSettings serial;
   // Pacing; when unset ("auto") it is derived from the baud rate for ports
-  // without RTS/CTS (64-byte chunks, gap = 1.1 x their line time) and off
-  // with RTS/CTS.
+  // without RTS/CTS (kAutoPacingChunkBytes-byte chunks, gap = 1.1 x their
+  // line time) and off with RTS/CTS.
   bool pacing_auto = true;
   Pacing pacing;
   std::string terminator = "\r\n";  // "\r", "\n" or "\r\n".

@@ -511,11 +511,11 @@ Awaitable<absl::StatusOr<v1::GenerateKeyResponse>> RunGenerateKey(OpContext ctx,
     status = r.ok() ? FinalStatus(*r, absl::StrCat("key generation at sec_tag ", request.sec_tag(),
                                                    " on ", PortContext(ctx)))
                     : r.status();
-    absl::StatusOr<at::SignedBlob> blob = status;
-    if (status.ok()) blob = at::ParseKeygen(r->response.lines);
-    if (blob.ok()) {
-      std::string pem = pki::CsrDerToPem(blob->body);
-      if (pem.empty()) {
+    if (status.ok()) {
+      absl::StatusOr<at::SignedBlob> blob = at::ParseKeygen(r->response.lines);
+      if (!blob.ok()) {
+        status = blob.status();
+      } else if (std::string pem = pki::CsrDerToPem(blob->body); pem.empty()) {
         status = absl::DataLossError("the modem's %KEYGEN answer is not a PKCS#10 CSR");
       } else {
         out.set_csr_der(blob->body);
@@ -523,8 +523,6 @@ Awaitable<absl::StatusOr<v1::GenerateKeyResponse>> RunGenerateKey(OpContext ctx,
         out.set_cose(blob->cose);
         steps.Ok(absl::StrCat("CSR of ", blob->body.size(), " bytes"));
       }
-    } else {
-      status = blob.status();
     }
     if (!status.ok()) steps.Failed(status);
   }
