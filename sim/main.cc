@@ -9,7 +9,9 @@
 #include "sim/sim_options.h"
 #include "sim/simulator.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Main(int argc, char** argv) {
   atbridge::sim::SimOptions o;
   std::string flaky_modes = "corrupt,busy,silent";
   std::string log_level = "info";
@@ -90,4 +92,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The last-resort catch (CLI11, the standard library): report, never abort.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "atbridge-sim: " << e.what() << "\n";
+    return 1;
+  }
 }

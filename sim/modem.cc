@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/at/credential_types.h"
 #include "common/at/modem_responses.h"
 #include "common/at/pem.h"
@@ -167,29 +168,25 @@ Modem::Outcome Modem::Execute(const at::AtCommand& cmd, std::vector<std::string>
     return AttestToken(lines);
   }
   // Identification: action form only (the test form is accepted).
-  const std::string* text = nullptr;
-  std::string short_version;
+  std::optional<std::string> text;
   if (name == "+CGMI") {
-    static const std::string kManufacturer = "Nordic Semiconductor ASA";
-    text = &kManufacturer;
+    text = "Nordic Semiconductor ASA";
   } else if (name == "+CGMM") {
-    text = &config_.model;
+    text = config_.model;
   } else if (name == "+CGMR") {
-    text = &config_.firmware;
+    text = config_.firmware;
   } else if (name == "%SHORTSWVER") {
-    std::string fw = config_.firmware;
-    if (absl::StartsWith(fw, "mfw_")) fw = fw.substr(4);
-    short_version = absl::StrCat("%SHORTSWVER: ", fw);
-    text = &short_version;
+    absl::string_view fw = config_.firmware;
+    absl::ConsumePrefix(&fw, "mfw_");
+    text = absl::StrCat("%SHORTSWVER: ", fw);
   } else if (name == "%XMODEMUUID") {
-    short_version =
+    text =
         absl::StrCat("%XMODEMUUID: ", FormatUuid(DerivedUuid("firmware uuid", config_.firmware)));
-    text = &short_version;
   }
-  if (text == nullptr) return Outcome::Error();  // Unknown command.
+  if (!text.has_value()) return Outcome::Error();  // Unknown command.
   if (cmd.type == Type::kTest) return Outcome::Ok();
   if (cmd.type != Type::kAction) return Outcome::Error();
-  lines->push_back(*text);
+  lines->push_back(*std::move(text));
   return Outcome::Ok();
 }
 

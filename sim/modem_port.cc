@@ -50,7 +50,12 @@ ModemPort::ModemPort(asio::io_context& io, const PortOptions& options, int index
   }
 }
 
-ModemPort::~ModemPort() { Shutdown(); }
+ModemPort::~ModemPort() {
+  try {
+    Shutdown();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing to do in a destructor.
+  }
+}
 
 absl::Status ModemPort::Plug() {
   if (plugged_) return absl::OkStatus();
@@ -201,7 +206,7 @@ void ModemPort::Pump(Clock::time_point now) {
     if (!pending_.empty()) {
       at::FramerEvent event = std::move(pending_.front());
       pending_.pop_front();
-      HandleEvent(std::move(event));
+      HandleEvent(event);
       continue;
     }
     if (rx_queue_.empty()) break;
@@ -240,7 +245,7 @@ void ModemPort::ArmConsumeTimer(Clock::time_point at) {
   });
 }
 
-void ModemPort::HandleEvent(at::FramerEvent event) {
+void ModemPort::HandleEvent(const at::FramerEvent& event) {
   ++commands_seen_;
 
   if (options_.unplug_after > 0 && !unplugged_once_ &&
@@ -261,17 +266,17 @@ void ModemPort::HandleEvent(at::FramerEvent event) {
   if (options_.latency.count() > 0) {
     latency_timer_.expires_after(options_.latency);
     latency_timer_.async_wait([this, gen = generation_, bytes = std::move(reply.bytes)](
-                                  const boost::system::error_code& ec) mutable {
+                                  const boost::system::error_code& ec) {
       if (ec || gen != generation_) return;
-      Send(std::move(bytes));
+      Send(bytes);
     });
   } else {
-    Send(std::move(reply.bytes));
+    Send(reply.bytes);
   }
 }
 
-void ModemPort::Send(std::string bytes) {
-  tx_queue_ += bytes;
+void ModemPort::Send(absl::string_view bytes) {
+  tx_queue_.append(bytes.data(), bytes.size());
   response_pending_ = true;
   PumpTx();
 }

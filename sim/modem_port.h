@@ -96,8 +96,8 @@ class ModemPort {
   // Never starts a read (callers do, once their chunk is queued).
   void Pump(Clock::time_point now);
   void ArmConsumeTimer(Clock::time_point at);
-  void HandleEvent(at::FramerEvent event);
-  void Send(std::string bytes);
+  void HandleEvent(const at::FramerEvent& event);
+  void Send(absl::string_view bytes);
   void PumpTx();
   void Note(const std::string& text);
 

@@ -28,8 +28,9 @@ absl::StatusOr<Pty> Pty::Open() {
   pty.slave_fd_ = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (pty.slave_fd_ < 0) return PosixError(errno, absl::StrCat("open ", name));
   struct termios tio;
-  if (tcgetattr(pty.slave_fd_, &tio) != 0)
+  if (tcgetattr(pty.slave_fd_, &tio) != 0) {
     return PosixError(errno, absl::StrCat("tcgetattr ", name));
+  }
   cfmakeraw(&tio);
   cfsetispeed(&tio, B115200);
   cfsetospeed(&tio, B115200);
