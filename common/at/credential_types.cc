@@ -107,18 +107,39 @@ size_t SkipBlanks(absl::string_view text, size_t pos) {
   return pos;
 }
 
-// Reads a decimal number at `*pos` (after blanks); returns false if none.
-bool ReadNumber(absl::string_view text, size_t* pos, uint64_t* value) {
+bool EndsToken(char c) { return c == ',' || c == ';' || c == '\r' || c == '\n'; }
+
+// Reads one argument token at `*pos` up to ',', ';', CR, LF or the end (a
+// quoted token up to its closing quote) and returns it without the blanks
+// around it; `*pos` ends at the delimiter.
+absl::string_view ReadToken(absl::string_view text, size_t* pos) {
   size_t p = SkipBlanks(text, *pos);
   const size_t start = p;
-  uint64_t v = 0;
-  while (p < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[p]))) {
-    if (v < (uint64_t{1} << 60)) v = v * 10 + static_cast<uint64_t>(text[p] - '0');
-    ++p;
+  if (p < text.size() && text[p] == '"') {
+    const size_t close = text.find('"', p + 1);
+    p = close == absl::string_view::npos ? text.size() : close + 1;
   }
-  if (p == start) return false;
-  *pos = SkipBlanks(text, p);
-  *value = v;
+  while (p < text.size() && !EndsToken(text[p])) ++p;
+  *pos = p;
+  size_t end = p;
+  while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t')) --end;
+  return text.substr(start, end - start);
+}
+
+// A decimal with an optional sign, as ParseCommandLine reads numbers.
+bool ParseSigned(absl::string_view token, bool* negative, uint64_t* magnitude) {
+  *negative = false;
+  if (!token.empty() && (token[0] == '+' || token[0] == '-')) {
+    *negative = token[0] == '-';
+    token.remove_prefix(1);
+  }
+  if (token.empty()) return false;
+  uint64_t v = 0;
+  for (char c : token) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+    if (v < (uint64_t{1} << 60)) v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *magnitude = v;
   return true;
 }
 
@@ -147,12 +168,33 @@ void RedactArgument(absl::string_view text, size_t* pos, std::string* out) {
     return;
   }
   size_t e = p;
-  while (e < text.size() && text[e] != ',' && text[e] != ';' && text[e] != '\r' &&
-         text[e] != '\n') {
-    ++e;
-  }
+  while (e < text.size() && !EndsToken(text[e])) ++e;
   if (e > p) absl::StrAppend(out, "<redacted ", e - p, " bytes>");
   *pos = e;
+}
+
+// After "%CMNG" at `pos`: if this is a write ("=0,<tag>,<type>,"), sets
+// `*content_pos` to the start of the content argument and `*secret` to
+// whether it must be redacted. Fails closed: an opcode or type that is not a
+// plain number counts as a write of a secret.
+bool MatchWrite(absl::string_view text, size_t pos, size_t* content_pos, bool* secret) {
+  pos = SkipBlanks(text, pos);
+  if (pos >= text.size() || text[pos] != '=') return false;
+  ++pos;
+  bool negative = false;
+  uint64_t value = 0;
+  absl::string_view opcode = ReadToken(text, &pos);
+  if (ParseSigned(opcode, &negative, &value) && value != 0) return false;
+  if (!ReadComma(text, &pos)) return false;
+  ReadToken(text, &pos);  // sec_tag
+  if (!ReadComma(text, &pos)) return false;
+  absl::string_view type = ReadToken(text, &pos);
+  if (!ReadComma(text, &pos)) return false;
+  *secret = !ParseSigned(type, &negative, &value) ||
+            (!negative && (value == static_cast<uint64_t>(kTypeClientPrivateKey) ||
+                           value == static_cast<uint64_t>(kTypePsk)));
+  *content_pos = pos;
+  return true;
 }
 
 }  // namespace
@@ -162,69 +204,47 @@ std::string RedactSecrets(absl::string_view text) {
   std::string out;
   out.reserve(text.size());
   size_t copied = 0;
-  size_t search = 0;
-  while (search + kCmng.size() <= text.size()) {
-    // Case-insensitive search for "%CMNG".
-    size_t hit = absl::string_view::npos;
-    for (size_t i = search; i + kCmng.size() <= text.size(); ++i) {
-      if (text[i] == '%' && absl::EqualsIgnoreCase(text.substr(i, kCmng.size()), kCmng)) {
-        hit = i;
-        break;
-      }
+  bool in_quotes = false;  // Only "%CMNG" outside quotes starts a command.
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '\r' || c == '\n') {
+      in_quotes = false;  // Each transcript line starts outside quotes.
+      ++i;
+      continue;
     }
-    if (hit == absl::string_view::npos) break;
-    size_t pos = SkipBlanks(text, hit + kCmng.size());
-    search = hit + kCmng.size();
-    uint64_t opcode = 0;
-    uint64_t tag = 0;
-    if (pos >= text.size() || text[pos] != '=') continue;
-    ++pos;
-    if (!ReadNumber(text, &pos, &opcode) || opcode != 0) continue;
-    if (!ReadComma(text, &pos)) continue;
-    if (!ReadNumber(text, &pos, &tag)) continue;
-    if (!ReadComma(text, &pos)) continue;
-    // A type that is not a plain number is treated as secret (fail closed).
-    uint64_t type = 0;
-    size_t after_type = pos;
-    const bool numeric_type = ReadNumber(text, &after_type, &type);
-    const bool secret = !numeric_type || type == kTypeClientPrivateKey || type == kTypePsk;
-    size_t content_pos = after_type;
-    if (!numeric_type) {
-      // Skip the malformed type token.
-      while (content_pos < text.size() && text[content_pos] != ',' && text[content_pos] != ';' &&
-             text[content_pos] != '\r' && text[content_pos] != '\n') {
-        ++content_pos;
-      }
+    if (c == '"') {
+      in_quotes = !in_quotes;
+      ++i;
+      continue;
     }
-    if (!ReadComma(text, &content_pos)) continue;
+    size_t content_pos = 0;
+    bool secret = false;
+    if (in_quotes || c != '%' || !absl::EqualsIgnoreCase(text.substr(i, kCmng.size()), kCmng) ||
+        !MatchWrite(text, i + kCmng.size(), &content_pos, &secret)) {
+      ++i;
+      continue;
+    }
     // Copy up to the content, then the content (redacted if secret).
     absl::StrAppend(&out, text.substr(copied, content_pos - copied));
-    pos = content_pos;
+    size_t pos = content_pos;
     if (secret) {
       RedactArgument(text, &pos, &out);
     } else {
-      size_t p = SkipBlanks(text, pos);
-      if (p < text.size() && text[p] == '"') {
-        const size_t close = text.find('"', p + 1);
-        p = close == absl::string_view::npos ? text.size() : close + 1;
-      } else {
-        while (p < text.size() && text[p] != ',' && text[p] != ';' && text[p] != '\r' &&
-               text[p] != '\n') {
-          ++p;
-        }
-      }
-      absl::StrAppend(&out, text.substr(pos, p - pos));
-      pos = p;
+      const size_t start = pos;
+      ReadToken(text, &pos);
+      absl::StrAppend(&out, text.substr(start, pos - start));
     }
-    // A password argument after the content is always redacted.
-    size_t pw = pos;
-    if (ReadComma(text, &pw)) {
-      absl::StrAppend(&out, text.substr(pos, pw - pos));
-      pos = pw;
+    // A password argument after the content is always redacted, and so is
+    // anything else up to the end of the command (fail closed).
+    for (size_t next = pos; ReadComma(text, &next); next = pos) {
+      absl::StrAppend(&out, text.substr(pos, next - pos));
+      pos = next;
       RedactArgument(text, &pos, &out);
     }
     copied = pos;
-    search = pos;
+    i = pos;
+    in_quotes = false;
   }
   absl::StrAppend(&out, text.substr(copied));
   return out;

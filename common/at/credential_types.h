@@ -33,7 +33,11 @@ absl::Status ValidateContentShape(int type, absl::string_view content);
 
 // Redacts secret payloads in a command or a transcript line: the quoted
 // content of AT%CMNG=0,<tag>,2|3,"..." (and a password argument) becomes
-// "<redacted N bytes>". Other text is returned unchanged.
+// "<redacted N bytes>". Other text is returned unchanged. Fails closed: any
+// argument after the content is redacted too, an opcode or type that is not a
+// plain number counts as a secret write, a missing closing quote redacts to
+// the end, and only "%CMNG" outside double quotes (quote state restarting at
+// each CR/LF) starts a command, as the modem would parse it.
 std::string RedactSecrets(absl::string_view text);
 
 }  // namespace atbridge::at

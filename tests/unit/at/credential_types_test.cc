@@ -112,6 +112,10 @@ TEST(RedactSecretsTest, PskAndPassword) {
   EXPECT_EQ(RedactSecrets("AT%CMNG=0,1,3,abcdef"), "AT%CMNG=0,1,3,<redacted 6 bytes>");
   EXPECT_EQ(RedactSecrets("AT%CMNG=0,1,2,\"key\",\"hunter2\""),
             "AT%CMNG=0,1,2,\"<redacted 3 bytes>\",\"<redacted 7 bytes>\"");
+  // Everything after the content, up to the end of the command.
+  EXPECT_EQ(
+      RedactSecrets("AT%CMNG=0,1,2,\"key\",pw,\"more\";+CFUN?"),
+      "AT%CMNG=0,1,2,\"<redacted 3 bytes>\",<redacted 2 bytes>,\"<redacted 4 bytes>\";+CFUN?");
   // An unterminated quote is redacted to the end (fail closed).
   EXPECT_EQ(RedactSecrets("AT%CMNG=0,1,2,\"-----BEGIN PRIVATE KEY-----\nMIGH"),
             "AT%CMNG=0,1,2,\"<redacted 32 bytes>");
@@ -120,6 +124,19 @@ TEST(RedactSecretsTest, PskAndPassword) {
   // Chained and repeated commands.
   EXPECT_EQ(RedactSecrets("AT+CFUN=4;%CMNG=0,1,3,\"aa\"\nAT%CMNG=0,2,3,\"bbbb\""),
             "AT+CFUN=4;%CMNG=0,1,3,\"<redacted 2 bytes>\"\nAT%CMNG=0,2,3,\"<redacted 4 bytes>\"");
+}
+
+TEST(RedactSecretsTest, FailsClosedOnOddSpellings) {
+  // Signs, as ParseCommandLine reads numbers.
+  EXPECT_EQ(RedactSecrets("AT%CMNG=+0,1,+2,\"key\""), "AT%CMNG=+0,1,+2,\"<redacted 3 bytes>\"");
+  // An opcode that is not a number could still be a write.
+  EXPECT_EQ(RedactSecrets("AT%CMNG=x,1,2,\"key\""), "AT%CMNG=x,1,2,\"<redacted 3 bytes>\"");
+  // "%CMNG" inside a quoted string is not a command; the real one after it is.
+  EXPECT_EQ(RedactSecrets("AT+X=\"%CMNG=0,1,2,\";%CMNG=0,1,2,\"SECRET\""),
+            "AT+X=\"%CMNG=0,1,2,\";%CMNG=0,1,2,\"<redacted 6 bytes>\"");
+  // A line with an odd quote does not hide the next line's command.
+  EXPECT_EQ(RedactSecrets("AT+X=\"abc\r\nAT%CMNG=0,1,3,\"0011\""),
+            "AT+X=\"abc\r\nAT%CMNG=0,1,3,\"<redacted 4 bytes>\"");
 }
 
 TEST(RedactSecretsTest, LeavesOtherTextAlone) {
