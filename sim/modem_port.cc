@@ -257,22 +257,34 @@ void ModemPort::HandleEvent(const at::FramerEvent& event) {
   Modem::Reply reply = event.type == at::FramerEvent::Type::kCommand
                            ? modem_->HandleCommandLine(event.command)
                            : modem_->HandleOverflow();
-  if (reply.state_changed && on_state_changed_) on_state_changed_(*this);
   if (!reply.answered) {
+    if (reply.state_changed && on_state_changed_) on_state_changed_(*this, [] {});
     Note("answer lost (flaky)");
     return;
   }
   busy_ = true;
-  if (options_.latency.count() > 0) {
-    latency_timer_.expires_after(options_.latency);
-    latency_timer_.async_wait([this, gen = generation_, bytes = std::move(reply.bytes)](
-                                  const boost::system::error_code& ec) {
-      if (ec || gen != generation_) return;
-      Send(bytes);
+  if (reply.state_changed && on_state_changed_) {
+    // Like a modem writing NVM: the answer goes out once the change is
+    // persisted.
+    on_state_changed_(*this, [this, gen = generation_, bytes = std::move(reply.bytes)] {
+      if (gen == generation_) Answer(bytes);
     });
   } else {
-    Send(reply.bytes);
+    Answer(reply.bytes);
   }
+}
+
+void ModemPort::Answer(absl::string_view bytes) {
+  if (options_.latency.count() <= 0) {
+    Send(bytes);
+    return;
+  }
+  latency_timer_.expires_after(options_.latency);
+  latency_timer_.async_wait(
+      [this, gen = generation_, text = std::string(bytes)](const boost::system::error_code& ec) {
+        if (ec || gen != generation_) return;
+        Send(text);
+      });
 }
 
 void ModemPort::Send(absl::string_view bytes) {

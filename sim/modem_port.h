@@ -60,8 +60,10 @@ struct PortOptions {
 
 class ModemPort {
  public:
-  // Called after a command changed the modem's non-volatile state.
-  using StateChangedFn = std::function<void(ModemPort&)>;
+  // Called after a command changed the modem's non-volatile state; must
+  // call `persisted` (on the io_context thread, possibly right away) once
+  // the change is stored. The command's answer waits for it.
+  using StateChangedFn = std::function<void(ModemPort&, std::function<void()> persisted)>;
 
   ModemPort(boost::asio::io_context& io, const PortOptions& options, int index,
             std::string link_path, std::unique_ptr<Modem> modem, Transcript* transcript,
@@ -97,6 +99,8 @@ class ModemPort {
   void Pump(Clock::time_point now);
   void ArmConsumeTimer(Clock::time_point at);
   void HandleEvent(const at::FramerEvent& event);
+  // Delivers an answer after the configured latency.
+  void Answer(absl::string_view bytes);
   void Send(absl::string_view bytes);
   void PumpTx();
   void Note(const std::string& text);

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <random>
@@ -40,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimOptions& o
   }
 
   if (!options.state_file.empty()) {
-    ASSIGN_OR_RETURN(sim->states_, LoadStateFile(options.state_file));
+    ASSIGN_OR_RETURN(sim->state_file_, StateFile::Open(options.state_file));
   }
   if (!options.transcript.empty()) {
     ASSIGN_OR_RETURN(sim->transcript_, Transcript::Open(options.transcript));
@@ -56,12 +57,16 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimOptions& o
                         ? SeedFrom(absl::StrCat("seed:", *options.seed, ":", i))
                         : (static_cast<uint64_t>(entropy()) << 32) ^ entropy();
     auto modem = std::make_unique<Modem>(config, imei, seed);
-    auto it = sim->states_.find(imei);
-    if (it != sim->states_.end()) modem->RestoreState(it->second);
+    if (sim->state_file_) {
+      std::optional<ModemState> state = sim->state_file_->Get(imei);
+      if (state.has_value()) modem->RestoreState(*std::move(state));
+    }
     Simulator* self = sim.get();
     sim->ports_.push_back(std::make_unique<ModemPort>(
         sim->io_, port_options, i, absl::StrCat(sim->link_dir_, "/modem", i), std::move(modem),
-        sim->transcript_.get(), [self](ModemPort& port) { self->SaveState(port); }));
+        sim->transcript_.get(), [self](ModemPort& port, std::function<void()> persisted) {
+          self->OnStateChanged(port, std::move(persisted));
+        }));
   }
   return sim;
 }
@@ -85,16 +90,35 @@ absl::Status Simulator::Start() {
   return absl::OkStatus();
 }
 
-void Simulator::SaveState(ModemPort& port) {
-  if (options_.state_file.empty()) return;
-  states_[port.modem().imei()] = port.modem().state();
-  absl::Status s = SaveStateFile(options_.state_file, states_);
-  if (!s.ok()) {
-    if (!state_save_failed_) ATB_LOG(ERROR) << "state file not saved: " << s;
-    state_save_failed_ = true;
-  } else {
-    state_save_failed_ = false;
+void Simulator::OnStateChanged(ModemPort& port, std::function<void()> persisted) {
+  if (!state_file_) {
+    persisted();
+    return;
   }
+  state_file_->Set(port.modem().imei(), port.modem().state());
+  waiting_for_flush_.push_back(std::move(persisted));
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    boost::asio::post(io_, [this] { FlushState(); });
+  }
+}
+
+void Simulator::FlushState() {
+  flush_posted_ = false;
+  if (state_file_) {
+    absl::Status s = state_file_->Save();
+    if (!s.ok()) {
+      // The modems keep answering (a full disk is not the modem's problem);
+      // the next change retries.
+      if (!state_save_failed_) ATB_LOG(ERROR) << "state file not saved: " << s;
+      state_save_failed_ = true;
+    } else {
+      state_save_failed_ = false;
+    }
+  }
+  std::vector<std::function<void()>> waiting;
+  waiting.swap(waiting_for_flush_);
+  for (auto& done : waiting) done();
 }
 
 absl::Status Simulator::Run() {
@@ -108,6 +132,8 @@ absl::Status Simulator::Run() {
   boost::system::error_code ignored;
   signals_->cancel(ignored);
   for (auto& port : ports_) port->Shutdown();
+  // Changes whose flush was still queued (their answers are moot now).
+  FlushState();
   return absl::OkStatus();
 }
 

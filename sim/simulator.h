@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -50,14 +51,19 @@ class Simulator {
 
  private:
   explicit Simulator(const SimOptions& options);
-  void SaveState(ModemPort& port);
+  // Records the port's modem state and schedules one flush for every change
+  // made in the current batch of handlers; `persisted` runs after it.
+  void OnStateChanged(ModemPort& port, std::function<void()> persisted);
+  void FlushState();
 
   SimOptions options_;
   std::string link_dir_;  // Absolute.
   boost::asio::io_context io_;
   std::unique_ptr<Transcript> transcript_;
-  StateMap states_;  // Loaded state plus every change since.
+  std::unique_ptr<StateFile> state_file_;  // Null without --state-file.
   bool state_save_failed_ = false;
+  bool flush_posted_ = false;
+  std::vector<std::function<void()>> waiting_for_flush_;
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::vector<std::unique_ptr<ModemPort>> ports_;
 };

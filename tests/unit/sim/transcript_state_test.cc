@@ -86,25 +86,36 @@ TEST(TranscriptTest, FileRecords) {
 TEST(StateFileTest, RoundTripByteExact) {
   testing::TempDir dir;
   std::string path = dir.File("nvm.json");
-  ASSERT_OK_AND_ASSIGN(StateMap empty, LoadStateFile(path));
-  EXPECT_TRUE(empty.empty());
-
-  StateMap states;
-  ModemState& s = states["350000000000014"];
+  ModemState s;
   s.cfun = 0;
   s.credentials[{16842753u, 0}] = "-----BEGIN CERTIFICATE-----\r\nabc\n\"";
   s.credentials[{1u, 2}] = std::string("\x00\xff\x80 bin", 7);
-  states["350000000000022"].cfun = 1;
-  ASSERT_OK(SaveStateFile(path, states));
-  ASSERT_OK_AND_ASSIGN(StateMap loaded, LoadStateFile(path));
-  ASSERT_EQ(loaded.size(), 2u);
-  EXPECT_EQ(loaded["350000000000014"].cfun, 0);
-  EXPECT_EQ(loaded["350000000000014"].credentials, s.credentials);
-  EXPECT_EQ(loaded["350000000000022"].cfun, 1);
+  ModemState other;
+  other.cfun = 1;
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, StateFile::Open(path));
+    EXPECT_EQ(file->size(), 0u);
+    EXPECT_FALSE(file->Get("350000000000014").has_value());
+    ASSERT_OK(file->Put("350000000000014", s));
+    ASSERT_OK(file->Put("350000000000022", other));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, StateFile::Open(path));
+    ASSERT_EQ(file->size(), 2u);
+    EXPECT_EQ(file->Get("350000000000014")->cfun, 0);
+    EXPECT_EQ(file->Get("350000000000014")->credentials, s.credentials);
+    // An update keeps the others (cached text) intact.
+    other.cfun = 44;
+    ASSERT_OK(file->Put("350000000000022", other));
+  }
+  ASSERT_OK_AND_ASSIGN(auto file, StateFile::Open(path));
+  EXPECT_EQ(file->Get("350000000000014")->credentials, s.credentials);
+  EXPECT_EQ(file->Get("350000000000022")->cfun, 44);
 
-  testing::TempDir other;
-  std::string bad = other.WriteFile("bad.json", "{not json");
-  EXPECT_THAT(LoadStateFile(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(bad)));
+  std::string bad = dir.WriteFile("bad.json", "{not json");
+  EXPECT_THAT(StateFile::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(bad)));
+  std::string wrong = dir.WriteFile("wrong.json", "{\"version\": 2, \"modems\": {}}");
+  EXPECT_THAT(StateFile::Open(wrong), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
