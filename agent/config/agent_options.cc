@@ -339,10 +339,11 @@ absl::Status FinalizeAndValidate(AgentOptions* o) {
       if (p.serial.rtscts) {
         p.pacing = Pacing{};
       } else {
-        // 10 bits per byte on the line; gap = 1.1 x the chunk's line time.
-        p.pacing.chunk_bytes = 64;
-        p.pacing.gap = absl::Microseconds(
-            static_cast<int64_t>(64.0 * 10.0 * 1.1 * 1e6 / static_cast<double>(p.serial.baud)));
+        // Small bursts (a modem's receive buffer may be no larger) at 1.1x
+        // the line rate: 10 bits per byte, gap = 1.1 x the chunk's line time.
+        p.pacing.chunk_bytes = kAutoPacingChunkBytes;
+        p.pacing.gap = absl::Microseconds(static_cast<int64_t>(
+            kAutoPacingChunkBytes * 10.0 * 1.1 * 1e6 / static_cast<double>(p.serial.baud)));
       }
     }
     if (p.transcript_file.empty() && !o->transcript_dir.empty()) {

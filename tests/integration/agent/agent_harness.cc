@@ -12,8 +12,13 @@ namespace atbridge::testing {
 absl::Status SimProcess::Start(const TempDir& dir, int count,
                                const std::vector<std::string>& extra) {
   link_dir_ = dir.File("sim");
-  std::vector<std::string> argv = {BinaryPath("atbridge-sim"), "--count", std::to_string(count),
-                                   "--link-dir", link_dir_, "--log-level", "warning"};
+  std::vector<std::string> argv = {BinaryPath("atbridge-sim"),
+                                   "--count",
+                                   std::to_string(count),
+                                   "--link-dir",
+                                   link_dir_,
+                                   "--log-level",
+                                   "warning"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   if (absl::Status s = proc_.Start(argv); !s.ok()) return s;
   return proc_.WaitForLine("atbridge-sim ready:").status();
@@ -80,8 +85,8 @@ absl::Status AgentHarness::Start() {
   }
   service_ = std::make_unique<agent::AgentService>(*core_);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", tls::ServerCredentials(pki_.Server(options_.name, "agent")),
-                           &port_);
+  builder.AddListeningPort("127.0.0.1:0",
+                           tls::ServerCredentials(pki_.Server(options_.name, "agent")), &port_);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError("agent test server did not start");

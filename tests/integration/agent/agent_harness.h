@@ -3,10 +3,11 @@
 #ifndef ATBRIDGE_TESTS_INTEGRATION_AGENT_AGENT_HARNESS_H_
 #define ATBRIDGE_TESTS_INTEGRATION_AGENT_AGENT_HARNESS_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
-#include <grpcpp/grpcpp.h>
 #include <map>
 #include <memory>
 #include <mutex>

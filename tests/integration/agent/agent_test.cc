@@ -77,7 +77,8 @@ class AgentTest : public ::testing::Test {
     SetDeadline(&ctx, absl::Seconds(60));
     v1::WriteReport rep;
     grpc::Status s = (stub ? stub : op_.get())->WriteCredential(&ctx, req, &rep);
-    if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
     return rep;
   }
 
@@ -89,7 +90,8 @@ class AgentTest : public ::testing::Test {
     req.set_command(cmd);
     v1::AtResult res;
     grpc::Status s = (stub ? stub : op_.get())->Execute(&ctx, req, &res);
-    if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
     return res;
   }
 
@@ -132,7 +134,8 @@ TEST_F(AgentTest, ExecuteReturnsLinesAndTypedErrors) {
 
 TEST_F(AgentTest, WriteVerifiesThenSkipsTheSameContent) {
   StartWith({});
-  ASSERT_OK_AND_ASSIGN(v1::WriteReport first, Write(WriteReq("modem0", 20, Fixture("AmazonRootCA1.pem"))));
+  ASSERT_OK_AND_ASSIGN(v1::WriteReport first,
+                       Write(WriteReq("modem0", 20, Fixture("AmazonRootCA1.pem"))));
   EXPECT_FALSE(first.skipped());
   EXPECT_EQ(first.sha256(), kAmazonSha);
   EXPECT_EQ(first.entry().sha256(), kAmazonSha);
@@ -186,7 +189,8 @@ TEST_F(AgentTest, StrictModeRefusesContentThatNeedsRepair) {
   StartWith({});
   auto req = WriteReq("modem0", 40, Fixture("seed-spaces-instead-of-newlines.txt"));
   req.mutable_options()->set_strict(true);
-  EXPECT_THAT(Write(req), testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("strict")));
+  EXPECT_THAT(Write(req),
+              testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("strict")));
   // Nothing reached the modem's store.
   ASSERT_OK_AND_ASSIGN(v1::AtResult r, Exec("AT%CMNG=1,40"));
   EXPECT_EQ(r.lines_size(), 0);
@@ -234,24 +238,22 @@ std::string Chain() {
 // The sim takes a byte's arrival time from when it reads it; on a loaded
 // machine two paced chunks can land in one read, so the FIFO holds four.
 TEST_F(AgentTest, PacingMakesALongWriteSurviveAUartWithoutFlowControl) {
-  StartWith({"--baud", "115200", "--no-flow-control", "--fifo", "128"},
-            [](agent::PortOptions& p) {
-              p.serial.rtscts = false;
-              p.pacing_auto = true;  // 32-byte chunks at 1.1x line time.
-            });
+  StartWith({"--baud", "115200", "--no-flow-control", "--fifo", "128"}, [](agent::PortOptions& p) {
+    p.serial.rtscts = false;
+    p.pacing_auto = true;  // 32-byte chunks at 1.1x line time.
+  });
   ASSERT_OK_AND_ASSIGN(v1::WriteReport rep, Write(WriteReq("modem0", 23, Chain())));
   EXPECT_GT(rep.content_bytes(), 3500u);
   EXPECT_EQ(rep.entry().sha256(), pki::Sha256Hex(Chain()));
 }
 
 TEST_F(AgentTest, WithoutPacingTheLossIsDetectedAsDataLoss) {
-  StartWith({"--baud", "115200", "--no-flow-control", "--fifo", "128"},
-            [](agent::PortOptions& p) {
-              p.serial.rtscts = false;
-              p.pacing_auto = false;
-              p.pacing = {};
-              p.command_timeout = absl::Seconds(2);
-            });
+  StartWith({"--baud", "115200", "--no-flow-control", "--fifo", "128"}, [](agent::PortOptions& p) {
+    p.serial.rtscts = false;
+    p.pacing_auto = false;
+    p.pacing = {};
+    p.command_timeout = absl::Seconds(2);
+  });
   EXPECT_THAT(Write(WriteReq("modem0", 24, Chain())),
               testing::StatusIs(absl::StatusCode::kDataLoss, HasSubstr("flow control")));
   // The link was resynchronized: the port still works.
@@ -307,8 +309,10 @@ TEST_F(AgentTest, FiftyConcurrentExecutesAreSerialized) {
   StartWith({}, [this](agent::PortOptions& p) { p.transcript_file = dir_.File("agent.log"); });
   // Each command has a distinctive answer; a mixed-up answer would show.
   const std::vector<std::pair<std::string, std::string>> cmds = {
-      {"AT+CGMM", "nRF9151-LACA"}, {"AT+CGMR", "mfw_nrf91x1_2.0.2"},
-      {"AT+CFUN?", "+CFUN: 4"}, {"AT+CGMI", "Nordic Semiconductor ASA"}};
+      {"AT+CGMM", "nRF9151-LACA"},
+      {"AT+CGMR", "mfw_nrf91x1_2.0.2"},
+      {"AT+CFUN?", "+CFUN: 4"},
+      {"AT+CGMI", "Nordic Semiconductor ASA"}};
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
   std::mutex mu;
@@ -342,7 +346,8 @@ TEST_F(AgentTest, FiftyConcurrentExecutesAreSerialized) {
       ++commands;
       EXPECT_EQ(outstanding, 0) << "command sent before the previous answer: " << line;
       outstanding = 1;
-    } else if (f[2] == "<" && (absl::StrContains(f[3], "OK\\r\\n") || absl::StrContains(f[3], "ERROR"))) {
+    } else if (f[2] == "<" &&
+               (absl::StrContains(f[3], "OK\\r\\n") || absl::StrContains(f[3], "ERROR"))) {
       outstanding = 0;
     }
   }
@@ -366,7 +371,8 @@ TEST_F(AgentTest, NoClientCertificateIsRefused) {
   grpc::SslCredentialsOptions o;
   o.pem_root_certs = pki_.ca().cert_pem;
   grpc::ChannelArguments args;
-  auto stub = v1::Agent::NewStub(grpc::CreateCustomChannel(agent_->target(), grpc::SslCredentials(o), args));
+  auto stub = v1::Agent::NewStub(
+      grpc::CreateCustomChannel(agent_->target(), grpc::SslCredentials(o), args));
   grpc::ClientContext ctx;
   SetDeadline(&ctx, absl::Seconds(10));
   v1::ListPortsResponse resp;

@@ -1,0 +1,274 @@
+#include "agent/modem/modem_channel.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/agent/fake_serial.h"
+
+namespace atbridge::agent {
+namespace {
+
+using ::atbridge::testing::FakeLine;
+using ::atbridge::testing::StandardAnswer;
+
+class ModemChannelTest : public ::testing::Test {
+ protected:
+  ModemChannelTest()
+      : work_(boost::asio::make_work_guard(io_)),
+        line_(std::make_shared<FakeLine>(io_)),
+        random_(NewSeededRandom(1)) {
+    line_->on_command = [this](const std::string& cmd) -> std::optional<std::string> {
+      if (extra_) {
+        if (auto a = extra_(cmd)) return a;
+      }
+      return StandardAnswer(cmd);
+    };
+  }
+
+  ~ModemChannelTest() override {
+    if (channel_) channel_->Stop();
+    OnIo([] {});
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Start(std::function<void(ChannelOptions&)> tweak = nullptr) {
+    ChannelOptions o;
+    o.port.name = "modem0";
+    o.port.device = "/dev/fake0";
+    o.port.serial.rtscts = true;
+    o.port.command_timeout = absl::Milliseconds(150);
+    o.resync_timeout = absl::Milliseconds(100);
+    o.reconnect_initial = absl::Milliseconds(10);
+    o.reconnect_max = absl::Milliseconds(50);
+    if (tweak) tweak(o);
+    channel_ = ModemChannel::Create(io_, o, testing::FakeOpener(line_), SystemClock(), *random_);
+    thread_ = std::thread([this] { io_.run(); });
+    channel_->Start();
+    absl::Notification first;
+    OnIo([&] { channel_->WhenFirstAttemptDone([&first] { first.Notify(); }); });
+    first.WaitForNotification();
+  }
+
+  // Runs fn on the io thread and waits for it.
+  void OnIo(std::function<void()> fn) {
+    absl::Notification done;
+    boost::asio::post(io_, [&] {
+      fn();
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+
+  absl::StatusOr<AtReply> Command(const std::string& text) {
+    absl::Notification done;
+    absl::StatusOr<AtReply> result;
+    OnIo([&] {
+      channel_->Submit(AtCommand{.text = text}, [&](absl::StatusOr<AtReply> r) {
+        result = std::move(r);
+        done.Notify();
+      });
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  ChannelState State() {
+    ChannelState s;
+    OnIo([&] { s = channel_->state(); });
+    return s;
+  }
+
+  // Waits (on the channel's observer) until the state is `want`.
+  bool WaitForState(ChannelState want, absl::Duration timeout = absl::Seconds(5)) {
+    auto reached = std::make_shared<absl::Notification>();
+    OnIo([&] {
+      if (channel_->state() == want) {
+        reached->Notify();
+        return;
+      }
+      channel_->SetObserver([this, want, reached] {
+        if (channel_->state() == want && !reached->HasBeenNotified()) reached->Notify();
+      });
+    });
+    return reached->WaitForNotificationWithTimeout(timeout);
+  }
+
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::shared_ptr<FakeLine> line_;
+  std::unique_ptr<Random> random_;
+  std::shared_ptr<ModemChannel> channel_;
+  std::function<std::optional<std::string>(const std::string&)> extra_;
+};
+
+TEST_F(ModemChannelTest, IdentifiesTheModemOnOpen) {
+  Start();
+  EXPECT_EQ(State(), ChannelState::kReady);
+  ModemIdentity id;
+  OnIo([&] { id = channel_->identity(); });
+  EXPECT_EQ(id.imei, "352656100000017");
+  EXPECT_EQ(id.manufacturer, "Nordic Semiconductor ASA");
+  EXPECT_EQ(id.model, "nRF9160-SICA");
+  EXPECT_EQ(id.firmware, "mfw_nrf9160_1.3.5");
+  EXPECT_EQ(id.cfun, 4);
+  // Numeric error codes are switched on before anything else.
+  ASSERT_GE(line_->commands.size(), 2u);
+  EXPECT_EQ(line_->commands[1], "AT+CMEE=1");
+}
+
+TEST_F(ModemChannelTest, UrcsStayOutOfResponses) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+CEREG?") {
+      return std::string("+CEREG: 5,\"76C1\"\r\n%XSIM: 1\r\n\r\nOK\r\n");
+    }
+    return std::nullopt;
+  };
+  Start();
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CEREG?"));
+  ASSERT_EQ(r.response.lines.size(), 1u);
+  EXPECT_EQ(r.response.lines[0], "+CEREG: 5,\"76C1\"");
+  EXPECT_TRUE(r.response.final.ok());
+}
+
+TEST_F(ModemChannelTest, ALateReplyIsNeverGivenToTheNextCommand) {
+  extra_ = [this](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+SLOW") {
+      // The modem executes for 400 ms (ignoring input, as an AT host does),
+      // far past the 150 ms deadline, then answers.
+      line_->busy = true;
+      auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(400));
+      t->async_wait([this, t](const boost::system::error_code&) {
+        line_->busy = false;
+        line_->Send("+SLOW: 1\r\nOK\r\n");
+      });
+    }
+    return std::nullopt;
+  };
+  Start();
+  EXPECT_THAT(Command("AT+SLOW"), testing::StatusIs(absl::StatusCode::kDeadlineExceeded));
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+  ASSERT_EQ(r.response.lines.size(), 1u);
+  EXPECT_EQ(r.response.lines[0], "nRF9160-SICA");
+}
+
+TEST_F(ModemChannelTest, ALostClosingQuoteIsClosedBeforeTheNextCommand) {
+  // On a line without flow control the closing quote of a write is lost: the
+  // modem takes everything after it as quoted data and never answers.
+  bool armed = true;
+  Start([](ChannelOptions& o) { o.port.serial.rtscts = false; });
+  // Drop exactly the closing quote of the next write.
+  int quotes = 0;
+  line_->drop_byte = [&quotes, &armed](char c) {
+    if (!armed || c != '"') return false;
+    if (++quotes == 2) {
+      armed = false;
+      return true;
+    }
+    return false;
+  };
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (absl::StartsWith(cmd, "AT%CMNG=0")) {
+      return std::string(absl::StrContains(cmd, "\r") ? "+CME ERROR: 527\r\n" : "OK\r\n");
+    }
+    return std::nullopt;
+  };
+  EXPECT_THAT(Command("AT%CMNG=0,1,4,\"identity\""),
+              testing::StatusIs(absl::StatusCode::kDeadlineExceeded));
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMR"));
+  ASSERT_EQ(r.response.lines.size(), 1u);
+  EXPECT_EQ(r.response.lines[0], "mfw_nrf9160_1.3.5");
+  // The channel sent a lone quote to close the modem's open string.
+  EXPECT_TRUE(absl::StrContains(line_->from_host, "\r\n\"\r\n"));
+}
+
+TEST_F(ModemChannelTest, APortThatBreaksFailsPendingCommandsAndComesBack) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+HANG") return std::string();  // Never answered.
+    return std::nullopt;
+  };
+  Start([](ChannelOptions& o) { o.port.command_timeout = absl::Seconds(10); });
+  absl::Notification failed;
+  absl::Status status;
+  OnIo([&] {
+    channel_->Submit(AtCommand{.text = "AT+HANG"}, [&](absl::StatusOr<AtReply> r) {
+      status = r.status();
+      failed.Notify();
+    });
+    line_->Break();
+  });
+  failed.WaitForNotification();
+  EXPECT_THAT(status, testing::StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_TRUE(WaitForState(ChannelState::kReady));
+  EXPECT_EQ(line_->opens, 2);
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+  EXPECT_TRUE(r.response.final.ok());
+}
+
+TEST_F(ModemChannelTest, OpenIsRetriedWithBackoffUntilTheDeviceAppears) {
+  line_->failing_opens = 3;
+  Start();
+  ASSERT_TRUE(WaitForState(ChannelState::kReady));
+  EXPECT_EQ(line_->opens, 4);
+}
+
+TEST_F(ModemChannelTest, CommandsOnADownPortFailFast) {
+  line_->failing_opens = 1000;
+  Start([](ChannelOptions& o) { o.reconnect_initial = absl::Seconds(5); });
+  EXPECT_THAT(Command("AT"), testing::StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(ModemChannelTest, LongCommandsArePacedInChunks) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (absl::StartsWith(cmd, "AT+LONG=")) return std::string("OK\r\n");
+    return std::nullopt;
+  };
+  Start([](ChannelOptions& o) {
+    o.port.serial.rtscts = false;
+    o.port.pacing = Pacing{.chunk_bytes = 16, .gap = absl::Milliseconds(1)};
+  });
+  line_->write_sizes.clear();
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+LONG=" + std::string(100, '7')));
+  EXPECT_TRUE(r.response.final.ok());
+  ASSERT_GE(line_->write_sizes.size(), 7u);
+  for (size_t n : line_->write_sizes) EXPECT_LE(n, 16u);
+}
+
+TEST_F(ModemChannelTest, LockGrantsInOrder) {
+  Start();
+  std::vector<int> order;
+  absl::Notification all;
+  OnIo([&] {
+    for (int i = 0; i < 3; ++i) {
+      channel_->Lock([&, i] {
+        order.push_back(i);
+        channel_->Unlock();
+        if (order.size() == 3) all.Notify();
+      });
+    }
+  });
+  all.WaitForNotification();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+}
+
+TEST(ExpectationForTest, DerivesEchoAndInfoPrefix) {
+  at::CommandExpectation e = ExpectationFor("AT%cmng=1,16842753");
+  EXPECT_EQ(e.echo, "AT%cmng=1,16842753");
+  ASSERT_EQ(e.info_prefixes.size(), 1u);
+  EXPECT_EQ(e.info_prefixes[0], "%CMNG:");
+  EXPECT_TRUE(ExpectationFor("AT").info_prefixes.empty());
+  EXPECT_EQ(ExpectationFor("AT+CFUN?").info_prefixes[0], "+CFUN:");
+}
+
+}  // namespace
+}  // namespace atbridge::agent
