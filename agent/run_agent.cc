@@ -97,11 +97,15 @@ absl::Status RunAgent(const AgentOptions& options) {
 
   shutdown.WaitForNotification();
 
-  // Order (grpc-notes §7): stop the uplink, stop accepting and cancel calls,
-  // then the ports, then the io thread the reactions post into.
+  // Order (grpc-notes §7): stop the uplink; stop accepting calls and give
+  // those in flight (a credential transaction) time to finish on the still
+  // running io thread; then stop the ports and the io thread.
+  absl::Time t0 = absl::Now();
   if (uplink) uplink->Stop();
-  core.Stop();
+  ATB_LOG(DEBUG) << "uplink stopped after " << absl::Now() - t0;
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  ATB_LOG(DEBUG) << "server stopped after " << absl::Now() - t0;
+  core.Stop();
   absl::Notification drained;
   asio::post(io, [&drained] { drained.Notify(); });
   drained.WaitForNotificationWithTimeout(absl::Seconds(5));
@@ -109,6 +113,7 @@ absl::Status RunAgent(const AgentOptions& options) {
   signals.cancel();
   stop_io();
   server.reset();
+  ATB_LOG(DEBUG) << "stopped after " << absl::Now() - t0;
   return absl::OkStatus();
 }
 
