@@ -110,6 +110,9 @@ struct JobEngine::Exec {
   store::ExecutionRecord rec;
   uint64_t gen = 0;  // Bumped at every attempt start and end; stale replies are dropped.
   absl::Time deadline = absl::InfiniteFuture();
+  // Waiting for an offline device until then (InfinitePast: not waiting).
+  absl::Time wait_until = absl::InfinitePast();
+  bool offline_wait_used = false;
   Stage stage = Stage::kIdle;
   DeviceLocation loc;
   absl::Status cause;  // Rotate: the failure being rolled back.
@@ -421,9 +424,61 @@ void JobEngine::OnResponse(const std::string& job_id, const std::string& imei, u
   for (auto& f : fx) f();
 }
 
+bool JobEngine::WaitForDeviceLocked(Job& job, Exec& e, const absl::Status& why, bool resumed) {
+  const absl::Time now = clock_->Now();
+  store::ExecutionRecord next = e.rec;
+  next.execution.set_state(v1::QUEUED);
+  // An attempt interrupted by a restart is re-run under its own number once
+  // the device is back.
+  if (resumed && next.execution.attempts() > 0) {
+    next.execution.set_attempts(next.execution.attempts() - 1);
+  }
+  next.execution.set_last_status_code(static_cast<int>(why.code()));
+  next.execution.set_last_status_message(std::string(why.message()));
+  if (!CommitExecLocked(
+          job, e, std::move(next),
+          absl::StrCat(why.message(), "; waiting up to ",
+                       absl::FormatDuration(options_.offline_wait), " for it to come online"))) {
+    return false;
+  }
+  ++e.gen;
+  e.deadline = absl::InfiniteFuture();
+  e.stage = Stage::kIdle;
+  e.offline_wait_used = true;
+  e.wait_until = now + options_.offline_wait;
+  return true;
+}
+
+void JobEngine::DevicesOnline(const std::vector<std::string>& imeis) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    bool any = false;
+    for (auto& [id, job] : active_) {
+      for (const std::string& imei : imeis) {
+        auto it = job->execs.find(imei);
+        if (it == job->execs.end() || it->second.wait_until == absl::InfinitePast()) continue;
+        it->second.wait_until = absl::InfinitePast();
+        any = true;
+      }
+    }
+    if (!any) return;
+    AfterChangeLocked(fx);
+  }
+  for (auto& f : fx) f();
+}
+
 bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx) {
   const absl::Time now = clock_->Now();
   auto loc = agents_->Locate(e.rec.execution.imei());
+  e.wait_until = absl::InfinitePast();
+  if (!loc.ok() && loc.status().code() == absl::StatusCode::kUnavailable && !e.offline_wait_used &&
+      options_.offline_wait > absl::ZeroDuration()) {
+    // Not an attempt yet: wait for the device (e.g. agents reconnecting
+    // after a server restart) without using up the retry budget.
+    return WaitForDeviceLocked(job, e, loc.status(), resumed);
+  }
   store::ExecutionRecord next = e.rec;
   v1::Execution& x = next.execution;
   if (!resumed) x.set_attempts(x.attempts() + 1);
@@ -953,6 +1008,7 @@ void JobEngine::PumpLocked(Job& job, Effects& fx) {
     Exec& e = job.execs[imei];
     if (e.rec.execution.state() != v1::QUEUED) continue;
     if (FromProtoTime(e.rec.execution.next_attempt_at()) > now) continue;
+    if (e.wait_until > now) continue;                                // Waiting for its device.
     if (!StartAttemptLocked(job, e, /*resumed=*/false, fx)) return;  // Store trouble.
   }
 }
@@ -1010,7 +1066,8 @@ absl::Time JobEngine::ComputeWakeLocked(absl::Time now) const {
       if (s == v1::IN_PROGRESS) {
         wake = std::min(wake, e.deadline);
       } else if (s == v1::QUEUED && job->rec.state == v1::JOB_IN_PROGRESS) {
-        const absl::Time at = FromProtoTime(e.rec.execution.next_attempt_at());
+        const absl::Time at =
+            std::max(FromProtoTime(e.rec.execution.next_attempt_at()), e.wait_until);
         if (at > now) {
           wake = std::min(wake, at);
         } else {

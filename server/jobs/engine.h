@@ -55,6 +55,11 @@ struct EngineOptions {
   absl::Duration rate_window = absl::Minutes(1);
   // When a store commit fails, try again after this long.
   absl::Duration store_retry_delay = absl::Seconds(1);
+  // A device that is offline when its execution would start (or resume) is
+  // waited for this long without using an attempt; it starts as soon as
+  // DevicesOnline() names it. After the wait, offline counts as a failed
+  // attempt (UNAVAILABLE, retried per the policy). Zero disables waiting.
+  absl::Duration offline_wait = absl::Minutes(2);
 };
 
 // Receives job events (WatchJob). See the threading note above.
@@ -123,6 +128,10 @@ class JobEngine {
   // Called (under the engine lock) whenever NextWakeTime() changes.
   void SetWakeListener(std::function<void(absl::Time)> listener);
 
+  // Devices that came online (agent hello, port ready): executions waiting
+  // for them start now.
+  void DevicesOnline(const std::vector<std::string>& imeis);
+
   // Number of jobs being run (for metrics and tests).
   size_t ActiveJobCount() const;
 
@@ -135,6 +144,8 @@ class JobEngine {
                   absl::StatusOr<v1::AgentResponse> result);
 
   // All *Locked methods need mu_ held.
+  bool WaitForDeviceLocked(Job& job, Exec& e, const absl::Status& why, bool resumed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void BeginActionLocked(Job& job, Exec& e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -560,10 +560,18 @@ TEST_F(EngineTest, SecretContentIsRedactedAndScrubbedWhenTheJobEnds) {
   EXPECT_EQ(Get(job.id()).spec().write().content(), "<redacted 32 bytes>");
 }
 
-TEST_F(EngineTest, OfflineDeviceFailsWithUnavailableAfterRetries) {
+TEST_F(EngineTest, OfflineDeviceIsWaitedForThenFailsWithUnavailableAfterRetries) {
   auto imeis = AddDevices(1);
   agents_.SetOffline(imeis[0], true);
+  const absl::Time t0 = clock_.Now();
   v1::Job job = Create(WriteSpec(), imeis);
+  v1::Job waiting = Get(job.id());
+  EXPECT_EQ(waiting.executions(0).state(), v1::QUEUED);
+  EXPECT_EQ(waiting.executions(0).attempts(), 0u) << "waiting uses no attempt";
+  EXPECT_THAT(waiting.executions(0).history(1).reason(), HasSubstr("waiting up to 2m"));
+  EXPECT_EQ(engine_->NextWakeTime(), t0 + absl::Minutes(2));
+  RunToWake();  // The wait is over: attempt 1 fails UNAVAILABLE.
+  EXPECT_EQ(Get(job.id()).executions(0).attempts(), 1u);
   RunToWake();
   RunToWake();
   v1::Job done = Get(job.id());
@@ -573,16 +581,40 @@ TEST_F(EngineTest, OfflineDeviceFailsWithUnavailableAfterRetries) {
   EXPECT_EQ(agents_.SentCount(), 0u);
 }
 
-TEST_F(EngineTest, DeviceComingBackOnlineIsRetried) {
-  auto imeis = AddDevices(1);
+TEST_F(EngineTest, DeviceComingBackOnlineStartsAtOnce) {
+  auto imeis = AddDevices(2);
   agents_.SetOffline(imeis[0], true);
   agents_.SetResponder([](const FakeAgentClient::Sent&) -> absl::StatusOr<v1::AgentResponse> {
     return WriteOk(kSha);
   });
   v1::Job job = Create(WriteSpec(), imeis);
+  EXPECT_EQ(Get(job.id()).counts().succeeded(), 1u);
   agents_.SetOffline(imeis[0], false);
-  RunToWake();
-  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::SUCCEEDED);
+  engine_->DevicesOnline({imeis[0]});
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_COMPLETED);
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.executions(0).attempts(), 1u);
+}
+
+TEST_F(EngineTest, ResumedExecutionWaitsForItsAgentToReconnect) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(WriteSpec(), imeis);
+  ASSERT_EQ(agents_.PendingCount(), 1u);
+  engine_->Stop();
+  agents_.TakePending();
+  agents_.SetOffline(imeis[0], true);  // The agent has not dialled back in yet.
+  MakeEngine();
+  EXPECT_EQ(agents_.PendingCount(), 0u);
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::QUEUED);
+  agents_.SetOffline(imeis[0], false);
+  engine_->DevicesOnline({imeis[0]});
+  auto resent = agents_.TakePending();
+  ASSERT_THAT(resent, SizeIs(1));
+  Reply(resent[0], WriteOk(kSha, /*skipped=*/true));
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::SKIPPED);
+  EXPECT_EQ(done.executions(0).attempts(), 1u) << "the interrupted attempt is re-run";
 }
 
 // ---- watch ----

@@ -1,0 +1,45 @@
+#include "server/service/audit_log.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "server/util/proto_time.h"
+
+namespace atbridge::server::service {
+
+void AuditLog::Record(const tls::Identity& who, const std::string& action,
+                      const std::string& target, const std::string& imei,
+                      const absl::Status& result, const std::string& detail) {
+  store::AuditEntry e;
+  *e.record.mutable_at() = ToProtoTime(clock_->Now());
+  e.record.set_principal(who.principal);
+  e.record.set_role(who.role);
+  e.record.set_action(action);
+  e.record.set_target(target);
+  e.record.set_result(absl::StatusCodeToString(result.code()));
+  if (result.ok()) {
+    e.record.set_detail(detail);
+  } else if (detail.empty()) {
+    e.record.set_detail(std::string(result.message()));
+  } else {
+    e.record.set_detail(absl::StrCat(detail, ": ", result.message()));
+  }
+  e.imei = imei;
+  ATB_LOG(DEBUG) << "audit: " << who.principal << " " << action << " " << target << " -> "
+                 << e.record.result();
+  pool_->Post([store = store_, e = std::move(e)] {
+    auto id = store->AppendAudit(e);
+    if (!id.ok()) ATB_LOG(ERROR) << "audit: cannot append a record: " << id.status();
+  });
+}
+
+std::string RedactCommandForAudit(const std::string& command) {
+  if (!absl::StrContains(absl::AsciiStrToUpper(command), "%CMNG")) return command;
+  const size_t quote = command.find('"');
+  if (quote == std::string::npos) return command;
+  return absl::StrCat(command.substr(0, quote), "\"<redacted ", command.size() - quote,
+                      " bytes>\"");
+}
+
+}  // namespace atbridge::server::service
