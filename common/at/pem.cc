@@ -44,9 +44,12 @@ std::string B64Encode(absl::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   for (size_t i = 0; i < bytes.size(); i += 3) {
     uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (i + 1 < bytes.size())
+    if (i + 1 < bytes.size()) {
       v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    if (i + 2 < bytes.size()) v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
+    }
+    if (i + 2 < bytes.size()) {
+      v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
+    }
     out.push_back(kB64Alphabet[(v >> 18) & 63]);
     out.push_back(kB64Alphabet[(v >> 12) & 63]);
     out.push_back(i + 1 < bytes.size() ? kB64Alphabet[(v >> 6) & 63] : '=');
@@ -391,8 +394,9 @@ class Normalizer {
       }
       b64.push_back(c);
     }
-    if (b64.empty())
+    if (b64.empty()) {
       return LineError(block.begin_line, absl::StrCat(block.label, " block is empty"));
+    }
     if (b64.size() % 4 != 0 || !B64Decode(b64, &block.der)) {
       return LineError(block.begin_line,
                        absl::StrCat(block.label, " block's base64 is truncated or malformed (",
@@ -429,7 +433,7 @@ class Normalizer {
       if (!joined.empty()) effective.push_back(std::move(joined));
     }
     const bool begin_shares_line = !body.empty() && body.front() != '\n' &&
-                                   Tokens(body.substr(0, body.find('\n')), false).size() > 0;
+                                   !Tokens(body.substr(0, body.find('\n')), false).empty();
     const size_t last_newline = body.rfind('\n');
     const bool end_shares_line =
         !Tokens(last_newline == absl::string_view::npos ? body : body.substr(last_newline + 1),

@@ -180,6 +180,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider fdp(data, size);
   const size_t max_bytes = fdp.ConsumeIntegralInRange<size_t>(1, 4096);
   std::vector<size_t> sizes;
+  sizes.reserve(32);
   const int splits = fdp.ConsumeIntegralInRange<int>(0, 32);
   for (int i = 0; i < splits; ++i) sizes.push_back(fdp.ConsumeIntegralInRange<size_t>(0, 64));
   const std::string bytes = fdp.ConsumeRemainingBytesAsString();

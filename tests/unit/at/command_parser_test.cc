@@ -22,7 +22,6 @@ using ::atbridge::at::testing::Describe;
 using ::atbridge::at::testing::Escape;
 using ::atbridge::at::testing::Split;
 using ::atbridge::testing::StatusIs;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -46,7 +45,7 @@ struct FramerCase {
   size_t max_command_bytes = 4096;
 };
 
-const char kPem[] =
+constexpr char kPem[] =
     "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ,x;y\r\nOK\n-----END CERTIFICATE-----\n";
 
 std::vector<FramerCase> FramerCases() {

@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
-const std::string kSha = "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74";
+constexpr char kSha[] = "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74";
 
 TEST(ParseCmngLineTest, ListLine) {
   ASSERT_OK_AND_ASSIGN(CmngEntry entry,
@@ -51,19 +51,20 @@ TEST(ParseCmngLineTest, ReadLineContentByteExact) {
 }
 
 TEST(ParseCmngLineTest, Malformed) {
+  const std::string sha = kSha;
   const std::string bad[] = {
       "",
-      "+CMNG: 1,0,\"" + kSha + "\"",
-      "%CMNG: ,0,\"" + kSha + "\"",
-      "%CMNG: 4294967296,0,\"" + kSha + "\"",
-      "%CMNG: 1,\"" + kSha + "\"",
-      "%CMNG: 1,0," + kSha,
-      "%CMNG: 1,0,\"" + kSha.substr(1) + "\"",
+      "+CMNG: 1,0,\"" + sha + "\"",
+      "%CMNG: ,0,\"" + sha + "\"",
+      "%CMNG: 4294967296,0,\"" + sha + "\"",
+      "%CMNG: 1,\"" + sha + "\"",
+      "%CMNG: 1,0," + sha,
+      "%CMNG: 1,0,\"" + sha.substr(1) + "\"",
       "%CMNG: 1,0,\"" + std::string(63, 'A') + "G\"",
-      "%CMNG: 1,0,\"" + kSha + "\"x",
-      "%CMNG: 1,0,\"" + kSha + "\",\"abc",
-      "%CMNG: 1,0,\"" + kSha + "\",\"a\"b\"",
-      "%CMNG: 1,0,\"" + kSha + "\",abc",
+      "%CMNG: 1,0,\"" + sha + "\"x",
+      "%CMNG: 1,0,\"" + sha + "\",\"abc",
+      "%CMNG: 1,0,\"" + sha + "\",\"a\"b\"",
+      "%CMNG: 1,0,\"" + sha + "\",abc",
   };
   for (const std::string& line : bad) {
     EXPECT_THAT(ParseCmngLine(line), StatusIs(kInvalid)) << line;

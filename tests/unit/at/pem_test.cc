@@ -27,7 +27,6 @@ using ::atbridge::testing::ReadFileOrDie;
 using ::atbridge::testing::StatusIs;
 using ::atbridge::testing::TestDataPath;
 using ::testing::AllOf;
-using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -132,7 +131,7 @@ TEST(NormalizePemTest, CrlfInput) {
 
 TEST(NormalizePemTest, IndentedLinesAndTrailingSpaces) {
   std::vector<std::string> lines = Lines(Canonical());
-  for (std::string& line : lines) line = "    " + line + " \t";
+  for (std::string& line : lines) line = absl::StrCat("    ", line, " \t");
   ASSERT_OK_AND_ASSIGN(NormalizedPem pem,
                        NormalizePem(absl::StrJoin(lines, "\n"), PemKind::kCertificates));
   EXPECT_EQ(pem.content, Canonical());

@@ -139,6 +139,13 @@ inline std::string Describe(const ParserEvent& event) {
   return "?";
 }
 
+inline std::vector<std::string> DescribeAll(const std::vector<ParserEvent>& events) {
+  std::vector<std::string> out;
+  out.reserve(events.size());
+  for (const ParserEvent& event : events) out.push_back(Describe(event));
+  return out;
+}
+
 inline std::string Describe(const FramerEvent& event) {
   if (event.type == FramerEvent::Type::kOverflow) return absl::StrCat("OVERFLOW ", event.bytes);
   return absl::StrCat("COMMAND ", Escape(event.command));

@@ -85,8 +85,8 @@ std::vector<std::string> Replay(const CorpusCase& c, const Split& split) {
   return described;
 }
 
-const std::string kSha = "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74";
-const std::string kPemWithOkLine =
+constexpr char kSha[] = "AD6FB002E6B34C0559FA8F93A3794FF12C4E3F119BD77290C52525123FB9EA74";
+constexpr char kPemWithOkLine[] =
     "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\nOK\nERROR\n+CEREG: 1\n"
     "-----END CERTIFICATE-----\n";
 
@@ -272,8 +272,7 @@ TEST(ResponseParserTest, IdleUrcLookingLinesAreUrcsOthersGarbage) {
   ResponseParser parser;
   std::vector<ParserEvent> events;
   parser.Feed("\r\n%XFOO: 1\r\n#XBAR: 2\r\n+ZZZ: 3\r\nReady\r\nhello\r\n+nocolon\r\n", &events);
-  std::vector<std::string> described;
-  for (const ParserEvent& e : events) described.push_back(Describe(e));
+  std::vector<std::string> described = testing::DescribeAll(events);
   EXPECT_THAT(described, ElementsAre("URC %XFOO: 1", "URC #XBAR: 2", "URC +ZZZ: 3", "URC Ready",
                                      "GARBAGE 5 hello", "GARBAGE 8 +nocolon"));
 }
@@ -287,8 +286,7 @@ TEST(ResponseParserTest, InFlightNonUrcLinesBelongToTheCommand) {
   parser.BeginCommand(e);
   std::vector<ParserEvent> events;
   parser.Feed("\r\n352656100123456\r\n+XYZ: 1\r\n%XTIME: 1\r\n\r\nOK\r\n", &events);
-  std::vector<std::string> described;
-  for (const ParserEvent& ev : events) described.push_back(Describe(ev));
+  std::vector<std::string> described = testing::DescribeAll(events);
   EXPECT_THAT(described, ElementsAre("URC %XTIME: 1", "COMPLETE OK [352656100123456|+XYZ: 1]"));
 }
 
@@ -320,8 +318,7 @@ TEST(ResponseParserTest, AbandonedCommandOwnsItsReplyAcrossBeginCommand) {
   EXPECT_TRUE(parser.command_in_flight());
   std::vector<ParserEvent> events;
   parser.Feed("\r\n+CEREG: 1\r\nlate info\r\n\r\nERROR\r\n", &events);
-  std::vector<std::string> described;
-  for (const ParserEvent& ev : events) described.push_back(Describe(ev));
+  std::vector<std::string> described = testing::DescribeAll(events);
   EXPECT_THAT(described, ElementsAre("URC +CEREG: 1", "STALE late info", "STALE ERROR"));
   EXPECT_FALSE(parser.draining());
   EXPECT_TRUE(parser.command_in_flight());
