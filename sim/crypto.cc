@@ -407,4 +407,37 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseSubjectAtt
   return out;
 }
 
+bool ModemSupportsCertificateKeys(absl::string_view pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  int count = 0;
+  while (true) {
+    std::unique_ptr<X509, decltype(&X509_free)> cert(
+        PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+    if (!cert) break;
+    ++count;
+    EVP_PKEY* key = X509_get0_pubkey(cert.get());
+    if (key == nullptr) return false;
+    switch (EVP_PKEY_get_base_id(key)) {
+      case EVP_PKEY_RSA: {
+        int bits = EVP_PKEY_get_bits(key);
+        if (bits < 1024 || bits > 4096) return false;
+        break;
+      }
+      case EVP_PKEY_EC: {
+        char curve[64] = {0};
+        size_t len = 0;
+        if (!EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof(curve), &len)) return false;
+        std::string c(curve, len);
+        if (c != "prime256v1" && c != "secp384r1") return false;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  ERR_clear_error();
+  return count > 0;
+}
+
 }  // namespace atbridge::sim

@@ -42,6 +42,11 @@ class CborWriter {
 // SHA-256 of `bytes`, raw 32 bytes.
 std::string Sha256Raw(absl::string_view bytes);
 
+// Whether every certificate in `pem` carries a public key the nRF91's TLS
+// stack supports: RSA (1024..4096 bits) or EC on P-256/P-384. A modem answers
+// +CME ERROR: 527 for others (e.g. Ed25519), however well-formed the PEM.
+bool ModemSupportsCertificateKeys(absl::string_view pem);
+
 // An EC P-256 key that signs COSE objects deterministically (the nonce is
 // derived from the key and the digest), so the same message always gives the
 // same signature: attestation tokens are stable across restarts. Derived

@@ -9,6 +9,7 @@
 #include "common/at/modem_responses.h"
 #include "common/at/pem.h"
 #include "common/pki/pki.h"
+#include "sim/crypto.h"
 #include "sim/identity.h"
 
 namespace atbridge::sim {
@@ -293,7 +294,8 @@ Modem::Outcome Modem::Cmng(const at::AtCommand& cmd, std::vector<std::string>* l
       if (tag > kMaxUserTag || type >= 5) return Outcome::Cme(kCmeNoAccess);
       const std::string& content = p[3].text;
       if (at::IsCertificateType(static_cast<int>(type)) &&
-          !at::ModemAcceptsCertificatePem(content, {.accept_crlf = config_.accept_crlf})) {
+          (!at::ModemAcceptsCertificatePem(content, {.accept_crlf = config_.accept_crlf}) ||
+           !ModemSupportsCertificateKeys(content))) {
         return Outcome::Cme(kCmeInvalidContent);
       }
       auto key = std::make_pair(static_cast<uint32_t>(tag), static_cast<int>(type));

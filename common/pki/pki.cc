@@ -81,6 +81,24 @@ absl::StatusOr<PkeyPtr> NewEcKey() {
   return key;
 }
 
+absl::StatusOr<PkeyPtr> NewKey(KeyType type) {
+  switch (type) {
+    case KeyType::kEcP256:
+      return NewEcKey();
+    case KeyType::kRsa2048: {
+      PkeyPtr key(EVP_RSA_gen(2048));
+      if (!key) return SslError("generate RSA-2048 key");
+      return key;
+    }
+    case KeyType::kEd25519: {
+      PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+      if (!key) return SslError("generate Ed25519 key");
+      return key;
+    }
+  }
+  return absl::InvalidArgumentError("unknown key type");
+}
+
 absl::StatusOr<std::string> KeyToPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
@@ -222,7 +240,7 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const IssueOpt
   }
   ASSIGN_OR_RETURN(X509Ptr ca_cert, ParseX509(ca.cert_pem));
   ASSIGN_OR_RETURN(PkeyPtr ca_key, ParseKey(ca.key_pem));
-  ASSIGN_OR_RETURN(PkeyPtr key, NewEcKey());
+  ASSIGN_OR_RETURN(PkeyPtr key, NewKey(options.key_type));
   X509Ptr cert(X509_new());
   if (!cert || !X509_set_version(cert.get(), 2)) return SslError("new certificate");
   RETURN_IF_ERROR(SetRandomSerial(cert.get()));
@@ -238,7 +256,10 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const IssueOpt
   }
   RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
   RETURN_IF_ERROR(
-      AddExt(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement"));
+      AddExt(cert.get(), ca_cert.get(), NID_key_usage,
+             options.key_type == KeyType::kEcP256    ? "critical,digitalSignature,keyAgreement"
+             : options.key_type == KeyType::kRsa2048 ? "critical,digitalSignature,keyEncipherment"
+                                                     : "critical,digitalSignature"));
   std::vector<std::string> eku;
   if (options.server_auth) eku.push_back("serverAuth");
   if (options.client_auth) eku.push_back("clientAuth");

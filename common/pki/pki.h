@@ -31,6 +31,9 @@ struct CaOptions {
 // Creates a self-signed CA (EC P-256, basicConstraints CA:TRUE).
 absl::StatusOr<KeyAndCert> CreateCa(const CaOptions& options);
 
+// Key algorithm of an issued certificate.
+enum class KeyType { kEcP256, kRsa2048, kEd25519 };
+
 // Options for IssueCertificate.
 struct IssueOptions {
   // Subject CN: the principal (user, agent or server name).
@@ -45,12 +48,14 @@ struct IssueOptions {
   // Extended key usages.
   bool server_auth = false;
   bool client_auth = true;
+  // The subject's key (the CA always signs with its own EC key).
+  KeyType key_type = KeyType::kEcP256;
   // Validity window; defaults: one hour ago .. one year from now.
   std::optional<absl::Time> not_before;
   std::optional<absl::Time> not_after;
 };
 
-// Issues an EC P-256 key and a certificate signed by `ca`.
+// Issues a key (EC P-256 unless asked otherwise) and a certificate signed by `ca`.
 absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const IssueOptions& options);
 
 // Options for SignCsr.

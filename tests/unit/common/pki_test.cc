@@ -79,3 +79,19 @@ TEST(PkiTest, RejectsGarbage) {
 
 }  // namespace
 }  // namespace atbridge::pki
+
+namespace atbridge::pki {
+namespace {
+
+TEST(PkiKeyTypesTest, IssuesRsaAndEd25519Certificates) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  for (KeyType t : {KeyType::kRsa2048, KeyType::kEd25519}) {
+    IssueOptions o{.common_name = "k"};
+    o.key_type = t;
+    ASSERT_OK_AND_ASSIGN(KeyAndCert kc, IssueCertificate(ca, o));
+    EXPECT_OK(VerifyCertificate(ca.cert_pem, kc.cert_pem, absl::Now()));
+  }
+}
+
+}  // namespace
+}  // namespace atbridge::pki

@@ -97,6 +97,22 @@ TEST_F(ModemTest, CmngRules) {
   EXPECT_EQ(Run("AT%CMNG=0,1,0,\"HONKHONK\""), "+CME ERROR: 527\r\n");
   std::string crlf = absl::StrReplaceAll(pem, {{"\n", "\r\n"}});
   EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,1,1,\"", crlf, "\"")), "+CME ERROR: 527\r\n");
+  // Well-formed, but a key the modem's TLS stack does not support.
+  auto ca = pki::CreateCa({});
+  ASSERT_TRUE(ca.ok());
+  pki::IssueOptions ed{.common_name = "ed"};
+  ed.key_type = pki::KeyType::kEd25519;
+  auto ed_cert = pki::IssueCertificate(*ca, ed);
+  ASSERT_TRUE(ed_cert.ok());
+  std::string ed_pem(absl::StripSuffix(ed_cert->cert_pem, "\n"));
+  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,2,0,\"", ed_pem, "\"")), "+CME ERROR: 527\r\n");
+  pki::IssueOptions rsa{.common_name = "rsa"};
+  rsa.key_type = pki::KeyType::kRsa2048;
+  auto rsa_cert = pki::IssueCertificate(*ca, rsa);
+  ASSERT_TRUE(rsa_cert.ok());
+  std::string rsa_pem(absl::StripSuffix(rsa_cert->cert_pem, "\n"));
+  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,2,1,\"", rsa_pem, "\"")), "OK\r\n");
+  EXPECT_EQ(Run("AT%CMNG=3,2,1"), "OK\r\n");
   // Types 2..4 are not validated; 5+ and reserved tags are refused.
   EXPECT_EQ(Run("AT%CMNG=0,1,3,\"0011\""), "OK\r\n");
   EXPECT_EQ(Run("AT%CMNG=0,1,6,\"x\""), "+CME ERROR: 514\r\n");
