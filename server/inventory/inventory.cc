@@ -450,6 +450,7 @@ absl::StatusOr<const Inventory::DeviceState*> Inventory::ResolveLocked(
       }
       if (matches.size() > 1) {
         std::vector<std::string> imeis;
+        imeis.reserve(matches.size());
         for (const auto* d : matches) imeis.push_back(d->rec.imei);
         return absl::FailedPreconditionError(
             absl::StrCat("device reference \"", alias, "\" is ambiguous: it matches ",

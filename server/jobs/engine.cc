@@ -133,7 +133,7 @@ struct JobEngine::Job {
 JobEngine::JobEngine(EngineOptions options, store::JobStore* store, AgentClient* agents,
                      const Clock* clock, Random* random, const ContentValidator* validator,
                      CsrSigner* signer)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       agents_(agents),
       clock_(clock),

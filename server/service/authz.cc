@@ -22,7 +22,7 @@ bool RoleAllows(v1::Role role, Permission p) {
 }
 
 Permission PermissionForMethod(const std::string& method) {
-  static const auto* const kTable = new std::map<std::string, Permission>{
+  static const auto* const table = new std::map<std::string, Permission>{
       {"ListAgents", Permission::kRead},
       {"ListDevices", Permission::kRead},
       {"GetDevice", Permission::kRead},
@@ -47,8 +47,8 @@ Permission PermissionForMethod(const std::string& method) {
       {"UpdateDevice", Permission::kDevice},
       {"ReleaseLease.force", Permission::kAdmin},
   };
-  auto it = kTable->find(method);
-  return it == kTable->end() ? Permission::kAdmin : it->second;
+  auto it = table->find(method);
+  return it == table->end() ? Permission::kAdmin : it->second;
 }
 
 absl::Status CheckAllowed(const tls::Identity& who, const std::string& method) {

@@ -427,7 +427,7 @@ grpc::ServerUnaryReactor* ProvisioningService::GenerateKey(grpc::CallbackServerC
   deps_.pool->Post([this, reactor, who = *who, req, resp, request = std::move(request), timeout,
                     deadline, detail]() mutable {
     auto finish = [this, reactor, who, detail](const std::string& target, const std::string& imei,
-                                               absl::Status s) {
+                                               const absl::Status& s) {
       deps_.audit->Record(who, "GenerateKey", target, imei, s, detail);
       reactor->Finish(ToGrpcStatus(s));
     };

@@ -645,7 +645,8 @@ class SqliteStore final : public Store {
           .BindBlob(6, r.rollback_content)
           .Bind(7, r.rollback_sha256);
       int rc = st.Step();
-      if (rc != SQLITE_DONE) return Error(rc, "upsert execution " + job_id + "/" + e.imei());
+      if (rc != SQLITE_DONE)
+        return Error(rc, absl::StrCat("upsert execution ", job_id, "/", e.imei()));
     }
     for (const auto& [imei, t] : u.transitions) {
       ASSIGN_OR_RETURN(auto st, PrepareLocked("INSERT INTO transitions(job_id, imei, from_state, "
@@ -659,7 +660,8 @@ class SqliteStore final : public Store {
           .Bind(6, t.attempt())
           .Bind(7, t.reason());
       int rc = st.Step();
-      if (rc != SQLITE_DONE) return Error(rc, "append transition " + job_id + "/" + imei);
+      if (rc != SQLITE_DONE)
+        return Error(rc, absl::StrCat("append transition ", job_id, "/", imei));
     }
     if (u.job.has_value()) {
       const JobRecord& j = *u.job;

@@ -225,6 +225,7 @@ std::string FakeAgent::Imei(int i) const { return ModemBank::ImeiFor(options_.ag
 
 std::vector<std::string> FakeAgent::Imeis() const {
   std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(options_.ports));
   for (int i = 0; i < options_.ports; ++i) out.push_back(Imei(i));
   return out;
 }

@@ -32,9 +32,7 @@ namespace {
 using ::atbridge::server::testing::FakeAgent;
 using ::atbridge::server::testing::ModemBank;
 using ::atbridge::testing::StatusIs;
-using ::testing::AllOf;
 using ::testing::AnyOf;
-using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
@@ -570,8 +568,9 @@ TEST_F(ServerTest, ServerRestartMidJobCompletesTheJob) {
   // The default concurrency (10) takes agent-0's ten devices first.
   ASSERT_TRUE(agents_[0]->WaitForHeld(10));
   StopServer();
-  for (auto& a : agents_)
+  for (auto& a : agents_) {
     EXPECT_NE(a->WaitDone().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
   agents_.clear();
   operator_.reset();
 

@@ -34,7 +34,6 @@ using ::atbridge::server::testing::FakeAgentClient;
 using ::atbridge::server::testing::WriteOk;
 using ::atbridge::testing::StatusIs;
 using ::testing::AllOf;
-using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 

@@ -15,7 +15,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-using ::testing::SizeIs;
 
 v1::Job SampleJob() {
   v1::Job job;

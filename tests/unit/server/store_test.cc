@@ -16,7 +16,6 @@ namespace atbridge::server::store {
 namespace {
 
 using ::atbridge::testing::StatusIs;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
