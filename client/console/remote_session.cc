@@ -1,0 +1,171 @@
+#include "client/console/remote_session.h"
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_time.h"
+
+namespace atbridge::client {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(d));
+}
+
+}  // namespace
+
+void RemoteSession::Poster::Post(std::function<void()> f) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (io != nullptr) asio::post(*io, std::move(f));
+}
+
+RemoteSession::RemoteSession(asio::io_context& io, Backend& backend, Handlers handlers)
+    : io_(io),
+      backend_(backend),
+      handlers_(std::move(handlers)),
+      poster_(std::make_shared<Poster>()),
+      stream_done_(std::make_shared<absl::Notification>()),
+      close_timer_(io),
+      renew_timer_(io) {
+  poster_->io = &io_;
+}
+
+RemoteSession::~RemoteSession() {
+  if (stream_ && !stream_done_->HasBeenNotified()) {
+    stream_->Cancel();
+    stream_done_->WaitForNotification();
+  }
+  std::lock_guard<std::mutex> lock(poster_->mu);
+  poster_->io = nullptr;
+}
+
+absl::Status RemoteSession::Open(const v1::DeviceRef& ref, bool write, const std::string& reason) {
+  v1::ConsoleOpen open;
+  open.set_write(write);
+  open.set_reason(reason);
+  absl::Status s = backend_.PrepareConsole(ref, &open);
+  if (!s.ok()) return s;
+  if (backend_.server_mode()) {
+    lease_ref_ = open.device();
+  } else {
+    lease_ref_.set_alias(open.port());  // Direct mode: the alias is the port name.
+  }
+  ConsoleStream::Callbacks callbacks;
+  auto poster = poster_;
+  callbacks.on_output = [this, poster](v1::ConsoleOut out) {
+    poster->Post([this, out = std::move(out)]() mutable { OnOutput(std::move(out)); });
+  };
+  auto done = stream_done_;
+  callbacks.on_done = [this, poster, done](absl::Status status) {
+    poster->Post([this, status] { OnDone(status); });
+    done->Notify();  // Last: the stream may be destroyed from now on.
+  };
+  stream_ = backend_.NewConsoleStream(std::move(callbacks));
+  stream_->Start(std::move(open));
+  return absl::OkStatus();
+}
+
+void RemoteSession::Write(std::string bytes, std::function<void(bool)> written) {
+  if (!stream_ || closing_ || closed_) {
+    if (written) asio::post(io_, [written] { written(false); });
+    return;
+  }
+  auto poster = poster_;
+  stream_->Write(std::move(bytes), [poster, written = std::move(written)](bool ok) {
+    if (written) poster->Post([written, ok] { written(ok); });
+  });
+}
+
+void RemoteSession::ResumeReading() {
+  if (stream_ && !closed_) stream_->ResumeReading();
+}
+
+void RemoteSession::Close() {
+  if (!stream_ || closing_ || closed_) return;
+  closing_ = true;
+  renew_timer_.cancel();
+  stream_->CloseWrites();
+  close_timer_.expires_after(ToChrono(kCloseGrace));
+  close_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !closed_) stream_->Cancel();
+  });
+}
+
+void RemoteSession::Cancel() {
+  if (!stream_ || closed_) return;
+  closing_ = true;
+  renew_timer_.cancel();
+  stream_->Cancel();
+}
+
+void RemoteSession::OnOutput(v1::ConsoleOut out) {
+  if (closed_) return;
+  if (out.has_data()) {
+    if (handlers_.on_data) {
+      handlers_.on_data(std::move(*out.mutable_data()));
+    } else {
+      ResumeReading();
+    }
+    return;
+  }
+  const v1::ConsoleEvent& ev = out.event();
+  if (ev.kind() == v1::ConsoleEvent::OPENED && !opened_) {
+    opened_ = true;
+    writable_ = ev.writable();
+    if (writable_ && !ev.lease().lease_id().empty()) ScheduleRenewal(ev.lease());
+    if (handlers_.on_opened) handlers_.on_opened(ev);
+  } else {
+    if (ev.kind() == v1::ConsoleEvent::LEASE_LOST) {
+      writable_ = false;
+      renew_timer_.cancel();
+    }
+    if (handlers_.on_event) handlers_.on_event(ev);
+  }
+  ResumeReading();
+}
+
+void RemoteSession::OnDone(absl::Status status) {
+  if (closed_) return;
+  closed_ = true;
+  close_timer_.cancel();
+  renew_timer_.cancel();
+  // A cancel we asked for is a clean end.
+  if (closing_ && status.code() == absl::StatusCode::kCancelled) status = absl::OkStatus();
+  if (handlers_.on_closed) handlers_.on_closed(status);
+}
+
+void RemoteSession::ScheduleRenewal(const v1::Lease& lease) {
+  lease_id_ = lease.lease_id();
+  absl::Duration left = FromProtoTime(lease.expires_at()) - absl::Now();
+  // Renew at half the remaining time; a lease without expiry needs none.
+  if (!lease.has_expires_at() || left <= absl::ZeroDuration()) return;
+  absl::Duration wait = std::max(left / 2, absl::Seconds(1));
+  renew_timer_.expires_after(ToChrono(wait));
+  renew_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || closing_ || closed_) return;
+    auto poster = poster_;
+    backend_.RenewLeaseAsync(
+        lease_ref_, lease_id_, absl::ZeroDuration(),
+        [this, poster](absl::StatusOr<v1::Lease> renewed) {
+          poster->Post([this, renewed = std::move(renewed)] {
+            if (closing_ || closed_) return;
+            if (renewed.ok()) {
+              ScheduleRenewal(*renewed);
+            } else if (handlers_.on_event) {
+              v1::ConsoleEvent ev;
+              ev.set_kind(v1::ConsoleEvent::KIND_UNSPECIFIED);
+              ev.set_detail(absl::StrCat("could not renew the session's lease: ",
+                                         renewed.status().message()));
+              handlers_.on_event(ev);
+            }
+          });
+        });
+  });
+}
+
+}  // namespace atbridge::client
