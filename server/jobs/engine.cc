@@ -614,7 +614,7 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
     return;
   }
   const v1::AgentResponse& resp = *result;
-  auto expect = [&](v1::AgentResponse::ResponseCase c) {
+  auto expect = [&](v1::AgentResponse::ResponseCase c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Status s = ExpectCase(resp, c);
     if (!s.ok()) FailAttemptLocked(job, e, s, fx);
     return s.ok();
