@@ -76,8 +76,11 @@ absl::Status RunAudit(CommandContext& ctx, const AuditOptions& o) {
     t.AddRow({FormatTimestamp(r.at()), r.principal(), RoleName(r.role()), r.action(), r.target(),
               r.result(), r.detail()});
   }
-  ctx.out() << t.Render();
-  if (t.rows() == 0) ctx.err() << "no audit records\n";
+  if (t.rows() == 0) {
+    ctx.err() << "no audit records\n";
+  } else {
+    ctx.out() << t.Render();
+  }
   return absl::OkStatus();
 }
 

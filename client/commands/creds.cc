@@ -42,8 +42,11 @@ absl::Status RunList(CommandContext& ctx, const ListOptions& o) {
     PrintJson(ctx, *r);
     return absl::OkStatus();
   }
-  ctx.out() << CredentialsTable(r->entries());
-  if (r->entries().empty()) ctx.err() << "no credentials\n";
+  if (r->entries().empty()) {
+    ctx.err() << "no credentials\n";
+  } else {
+    ctx.out() << CredentialsTable(r->entries());
+  }
   return absl::OkStatus();
 }
 

@@ -45,8 +45,11 @@ absl::Status RunList(CommandContext& ctx, const ListOptions& o) {
               d.online() ? "online" : "offline", d.lease().owner(), d.alias(),
               FormatLabels(d.labels())});
   }
-  ctx.out() << t.Render();
-  if (t.rows() == 0) ctx.err() << "no devices\n";
+  if (t.rows() == 0) {
+    ctx.err() << "no devices\n";
+  } else {
+    ctx.out() << t.Render();
+  }
   return absl::OkStatus();
 }
 

@@ -289,8 +289,11 @@ absl::Status RunList(CommandContext& ctx, const std::string& state, uint32_t lim
               absl::StrCat(FailedCount(j.counts())), j.created_by(),
               FormatTimestamp(j.created_at())});
   }
-  ctx.out() << t.Render();
-  if (t.rows() == 0) ctx.err() << "no jobs\n";
+  if (t.rows() == 0) {
+    ctx.err() << "no jobs\n";
+  } else {
+    ctx.out() << t.Render();
+  }
   return absl::OkStatus();
 }
 

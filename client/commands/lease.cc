@@ -54,8 +54,11 @@ absl::Status RunList(CommandContext& ctx, bool json) {
     t.AddRow({PortText(l.agent(), l.port()), l.imei(), l.owner(), l.reason(),
               FormatTimestamp(l.acquired_at()), FormatTimestamp(l.expires_at())});
   }
-  ctx.out() << t.Render();
-  if (t.rows() == 0) ctx.err() << "no leases\n";
+  if (t.rows() == 0) {
+    ctx.err() << "no leases\n";
+  } else {
+    ctx.out() << t.Render();
+  }
   return absl::OkStatus();
 }
 

@@ -88,10 +88,13 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& ts) {
 std::string FormatProtoDuration(const google::protobuf::Duration& d) {
   absl::Duration x = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
   if (x == absl::ZeroDuration()) return "";
-  if (x >= absl::Seconds(1))
+  if (x >= absl::Seconds(1)) {
     x = absl::Trunc(x, absl::Milliseconds(10));
-  else if (x >= absl::Milliseconds(1))
+  } else if (x >= absl::Milliseconds(1)) {
     x = absl::Trunc(x, absl::Milliseconds(1));
+  } else {
+    x = absl::Trunc(x, absl::Microseconds(1));
+  }
   return absl::FormatDuration(x);
 }
 

@@ -1,0 +1,108 @@
+#include "client/console/pty_link.h"
+
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace atbridge::client {
+namespace {
+
+// Reads what is available within `ms` (data is already on its way: the
+// bound only protects the test from hanging).
+std::string ReadSome(int fd, size_t want, int ms = 2000) {
+  std::string out;
+  while (out.size() < want) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, ms) <= 0) break;
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+void WriteAll(int fd, const std::string& s) {
+  ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+}
+
+TEST(PtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
+  testing::TempDir dir;
+  const std::string path = dir.File("ttyNRF0");
+  ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
+  char target[256] = {};
+  ASSERT_GT(readlink(path.c_str(), target, sizeof(target) - 1), 0);
+  EXPECT_EQ(std::string(target), link->slave_path());
+  int master = link->ReleaseMaster();
+  ASSERT_GE(master, 0);
+  EXPECT_EQ(link->ReleaseMaster(), -1);
+  fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+
+  for (int i = 0; i < 10; ++i) {
+    int tool = open(path.c_str(), O_RDWR | O_NOCTTY);
+    ASSERT_GE(tool, 0) << i;
+    // What serial tools do: raw, 115200, hardware flow control.
+    struct termios t;
+    ASSERT_EQ(tcgetattr(tool, &t), 0);
+    cfmakeraw(&t);
+    cfsetispeed(&t, B115200);
+    cfsetospeed(&t, B115200);
+    t.c_cflag |= CRTSCTS | CLOCAL | CREAD;
+    ASSERT_EQ(tcsetattr(tool, TCSANOW, &t), 0) << i;
+    tcflush(tool, TCIFLUSH);
+    // Bytes pass unchanged both ways: no echo, no CR/LF translation.
+    const std::string cmd = "AT%CMNG=0,1,0,\"-----BEGIN\nX\r\n\"\r\n";
+    WriteAll(tool, cmd);
+    EXPECT_EQ(ReadSome(master, cmd.size()), cmd) << i;
+    const std::string answer = "+CME ERROR: 527\r\n";
+    WriteAll(master, answer);
+    EXPECT_EQ(ReadSome(tool, answer.size()), answer) << i;
+    close(tool);
+    // Our own slave fd keeps the line up: no hangup, no EIO on the master.
+    char c;
+    errno = 0;
+    EXPECT_EQ(read(master, &c, 1), -1);
+    EXPECT_EQ(errno, EAGAIN) << i;
+    struct pollfd p = {.fd = master, .events = POLLIN, .revents = 0};
+    EXPECT_EQ(poll(&p, 1, 0), 0) << "revents " << p.revents;
+  }
+  close(master);
+  link.reset();
+  struct stat st;
+  EXPECT_NE(lstat(path.c_str(), &st), 0) << "the link must be removed";
+}
+
+TEST(PtyLinkTest, ReplacesAStaleLinkButNotAFile) {
+  testing::TempDir dir;
+  const std::string stale = dir.File("stale");
+  ASSERT_EQ(symlink("/dev/pts/does-not-exist", stale.c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(stale));
+  link.reset();
+  const std::string file = dir.WriteFile("regular", "data");
+  EXPECT_THAT(PtyLink::Create(file), testing::StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(testing::ReadFileOrDie(file), "data");
+}
+
+TEST(PtyLinkTest, LeavesALinkSomeoneElseRepointed) {
+  testing::TempDir dir;
+  const std::string path = dir.File("tty");
+  ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_EQ(symlink("/dev/null", path.c_str()), 0);
+  link.reset();
+  struct stat st;
+  EXPECT_EQ(lstat(path.c_str(), &st), 0);
+}
+
+}  // namespace
+}  // namespace atbridge::client
