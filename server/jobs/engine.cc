@@ -124,8 +124,8 @@ struct JobEngine::Exec {
 struct JobEngine::Job {
   store::JobRecord rec;  // rec.spec has defaults applied.
   std::map<std::string, Exec> execs;
-  std::vector<std::string> order;  // Start order.
-  std::deque<absl::Time> starts;   // Attempt starts within the rate window.
+  std::vector<Exec*> order;       // Start order (IMEI order); points into execs.
+  std::deque<absl::Time> starts;  // Attempt starts within the rate window.
   v1::JobCounts counts;
   std::vector<JobObserver*> observers;
 };
@@ -157,16 +157,17 @@ absl::Status JobEngine::Start() {
       for (store::ExecutionRecord& r : *execs) {
         const std::string imei = r.execution.imei();
         AddToCounts(&job->counts, r.execution.state(), 1);
-        job->order.push_back(imei);
-        job->execs[imei].rec = std::move(r);
+        Exec& e = job->execs[imei];
+        e.rec = std::move(r);
+        job->order.push_back(&e);
       }
       const std::string id = job->rec.id;
       active_[id] = std::move(job);
     }
     size_t resumed = 0;
     for (auto& [id, job] : active_) {
-      for (const std::string& imei : job->order) {
-        Exec& e = job->execs[imei];
+      for (Exec* ep : job->order) {
+        Exec& e = *ep;
         if (e.rec.execution.state() != v1::IN_PROGRESS) continue;
         if (StartAttemptLocked(*job, e, /*resumed=*/true, fx)) ++resumed;
       }
@@ -216,7 +217,7 @@ absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& 
       auto existing = store_->FindJobByIdempotencyKey(spec.idempotency_key());
       if (!existing.ok()) return existing.status();
       if (existing->has_value()) {
-        auto job = LoadJobLocked((*existing)->id, false);
+        auto job = LoadJob((*existing)->id, false);
         if (!job.ok()) return job.status();
         result.job = *std::move(job);
         result.existing = true;
@@ -250,9 +251,10 @@ absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& 
       }
       initial.transitions.emplace_back(imei, t);
       initial.executions.push_back(r);
-      job->order.push_back(imei);
       AddToCounts(&job->counts, x.state(), 1);
-      job->execs[imei].rec = std::move(r);
+      Exec& e = job->execs[imei];
+      e.rec = std::move(r);
+      job->order.push_back(&e);
     }
     if (spec.dry_run()) {
       job->rec.state = v1::JOB_COMPLETED;
@@ -269,7 +271,7 @@ absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& 
       if (!spec.idempotency_key().empty()) {
         auto existing = store_->FindJobByIdempotencyKey(spec.idempotency_key());
         if (existing.ok() && existing->has_value()) {
-          auto view = LoadJobLocked((*existing)->id, false);
+          auto view = LoadJob((*existing)->id, false);
           if (!view.ok()) return view.status();
           result.job = *std::move(view);
           result.existing = true;
@@ -283,7 +285,7 @@ absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& 
                   << (spec.dry_run() ? " (dry run)" : "");
     std::vector<store::ExecutionRecord> views;
     views.reserve(job->order.size());
-    for (const auto& imei : job->order) views.push_back(job->execs[imei].rec);
+    for (const Exec* e : job->order) views.push_back(e->rec);
     result.job = BuildJob(job->rec, views, /*include_executions=*/false);
     if (!spec.dry_run()) {
       const std::string id = job->rec.id;
@@ -309,14 +311,14 @@ absl::StatusOr<v1::Job> JobEngine::CancelJob(const std::string& job_id, const st
       ATB_LOG(INFO) << "job " << job_id << " " << why;
       AfterChangeLocked(fx);
     }
-    out = LoadJobLocked(job_id, false);
+    out = LoadJob(job_id, false);
   }
   for (auto& f : fx) f();
   return out;
 }
 
-absl::StatusOr<v1::Job> JobEngine::LoadJobLocked(const std::string& job_id,
-                                                 bool include_executions) {
+absl::StatusOr<v1::Job> JobEngine::LoadJob(const std::string& job_id,
+                                           bool include_executions) const {
   auto rec = store_->GetJob(job_id);
   if (!rec.ok()) return rec.status();
   auto execs = store_->ListExecutions(job_id, include_executions);
@@ -325,8 +327,7 @@ absl::StatusOr<v1::Job> JobEngine::LoadJobLocked(const std::string& job_id,
 }
 
 absl::StatusOr<v1::Job> JobEngine::GetJob(const std::string& job_id, bool include_executions) {
-  absl::MutexLock lock(&mu_);
-  return LoadJobLocked(job_id, include_executions);
+  return LoadJob(job_id, include_executions);
 }
 
 absl::StatusOr<std::vector<v1::Job>> JobEngine::ListJobs(v1::JobState state, uint32_t limit) {
@@ -344,7 +345,7 @@ absl::StatusOr<std::vector<v1::Job>> JobEngine::ListJobs(v1::JobState state, uin
 absl::StatusOr<v1::Job> JobEngine::Watch(const std::string& job_id, JobObserver* observer,
                                          bool* running) {
   absl::MutexLock lock(&mu_);
-  auto job = LoadJobLocked(job_id, /*include_executions=*/true);
+  auto job = LoadJob(job_id, /*include_executions=*/true);
   if (!job.ok()) return job.status();
   auto it = active_.find(job_id);
   *running = it != active_.end() && !stopped_;
@@ -368,8 +369,8 @@ void JobEngine::Tick() {
     const absl::Time now = clock_->Now();
     if (store_retry_at_ <= now) store_retry_at_ = absl::InfiniteFuture();
     for (auto& [id, job] : active_) {
-      for (const std::string& imei : job->order) {
-        Exec& e = job->execs[imei];
+      for (Exec* ep : job->order) {
+        Exec& e = *ep;
         if (e.rec.execution.state() != v1::IN_PROGRESS || e.deadline > now) continue;
         ++e.gen;  // Whatever arrives for the timed-out attempt is dropped.
         const absl::Duration timeout = FromProtoDuration(job->rec.spec.execution_timeout());
@@ -952,9 +953,10 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
   rec.reason = reason;
   store::JobUpdate update;
   std::vector<std::pair<Exec*, v1::ExecutionTransition>> changed;
-  for (const std::string& imei : job.order) {
-    Exec& e = job.execs[imei];
+  for (Exec* ep : job.order) {
+    Exec& e = *ep;
     if (e.rec.execution.state() != v1::QUEUED) continue;
+    const std::string& imei = e.rec.execution.imei();
     store::ExecutionRecord next = e.rec;
     next.execution.set_state(v1::CANCELED);
     *next.execution.mutable_finished_at() = ToProtoTime(now);
@@ -1001,11 +1003,11 @@ void JobEngine::PumpLocked(Job& job, Effects& fx) {
   while (!job.starts.empty() && job.starts.front() <= now - options_.rate_window) {
     job.starts.pop_front();
   }
-  for (const std::string& imei : job.order) {
+  for (Exec* ep : job.order) {
     if (job.rec.state != v1::JOB_IN_PROGRESS) return;  // Aborted meanwhile.
     if (job.counts.in_progress() >= cap) return;
     if (per_minute > 0 && job.starts.size() >= per_minute) return;
-    Exec& e = job.execs[imei];
+    Exec& e = *ep;
     if (e.rec.execution.state() != v1::QUEUED) continue;
     if (FromProtoTime(e.rec.execution.next_attempt_at()) > now) continue;
     if (e.wait_until > now) continue;                                // Waiting for its device.

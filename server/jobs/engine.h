@@ -174,8 +174,9 @@ class JobEngine {
   void EmitLocked(Job& job, const Exec* e, const v1::ExecutionTransition* t)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JobEvent MakeEventLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::Job> LoadJobLocked(const std::string& job_id, bool include_executions)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads a job view from the store (consistent: every commit is one
+  // transaction), so it needs no engine lock.
+  absl::StatusOr<v1::Job> LoadJob(const std::string& job_id, bool include_executions) const;
   std::string NewJobIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EngineOptions options_;
