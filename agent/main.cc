@@ -9,7 +9,9 @@
 #include "agent/run_agent.h"
 #include "common/log.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int RealMain(int argc, char** argv) {
   using atbridge::agent::AgentOptions;
   CLI::App app{
       "atbridge-agent: serial ports with nRF91 modems, served over gRPC with mutual TLS.\n"
@@ -82,4 +84,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The last resort for anything a library throws (CLI11, yaml-cpp).
+  try {
+    return RealMain(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -190,7 +190,9 @@ int Run(int iterations, int warmup, const std::string& bin_dir) {
 }  // namespace
 }  // namespace atbridge::bench
 
-int main(int argc, char** argv) {
+namespace {
+
+int RealMain(int argc, char** argv) {
   CLI::App app{"AT round-trip latency: direct pty vs ser2net vs atbridge-agent (mTLS)"};
   int iterations = 2000;
   int warmup = 200;
@@ -202,4 +204,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return atbridge::bench::Run(iterations, warmup, bin_dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The last resort for anything a library throws (CLI11, yaml-cpp).
+  try {
+    return RealMain(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -76,7 +77,7 @@ Stats Summarize(std::vector<absl::Duration> samples) {
   if (samples.empty()) return s;
   std::sort(samples.begin(), samples.end());
   auto at = [&](double q) {
-    size_t i = static_cast<size_t>(q * static_cast<double>(samples.size() - 1) + 0.5);
+    auto i = static_cast<size_t>(std::lround(q * static_cast<double>(samples.size() - 1)));
     return samples[std::min(i, samples.size() - 1)];
   };
   s.min = samples.front();

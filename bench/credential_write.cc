@@ -170,7 +170,9 @@ int Run(int baud, int iterations, const std::string& bin_dir, bool chain) {
 }  // namespace
 }  // namespace atbridge::bench
 
-int main(int argc, char** argv) {
+namespace {
+
+int RealMain(int argc, char** argv) {
   CLI::App app{"Credential write time vs UART line time: direct pty vs atbridge-agent"};
   int baud = 115200;
   int iterations = 10;
@@ -183,4 +185,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return atbridge::bench::Run(baud, iterations, bin_dir, chain);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The last resort for anything a library throws (CLI11, yaml-cpp).
+  try {
+    return RealMain(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -218,7 +218,9 @@ int Run(int agents, int modems, int concurrency, int baud, const std::string& bi
 }  // namespace
 }  // namespace atbridge::bench
 
-int main(int argc, char** argv) {
+namespace {
+
+int RealMain(int argc, char** argv) {
   CLI::App app{"Fleet push and verification through one atbridge-server"};
   int agents = 10;
   int modems = 100;
@@ -232,4 +234,16 @@ int main(int argc, char** argv) {
   app.add_option("--bin-dir", bin_dir, "where the atbridge binaries are")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return atbridge::bench::Run(agents, modems, concurrency, baud, bin_dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The last resort for anything a library throws (CLI11, yaml-cpp).
+  try {
+    return RealMain(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
 }

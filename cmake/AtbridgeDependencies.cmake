@@ -28,3 +28,8 @@ message(STATUS "atbridge: protoc ${Protobuf_VERSION}, gRPC ${gRPC_VERSION}, absl
 add_library(atbridge_asio INTERFACE)
 target_link_libraries(atbridge_asio INTERFACE Boost::headers Threads::Threads)
 target_compile_options(atbridge_asio INTERFACE "SHELL:-include utility")
+# Boost 1.74 only enables co_await under clang with <experimental/coroutine>
+# (libc++); clang 14 with libstdc++ 12 supports the standard <coroutine>,
+# which Asio then uses (BOOST_ASIO_HAS_STD_COROUTINE is set for it).
+target_compile_definitions(atbridge_asio INTERFACE
+  $<$<CXX_COMPILER_ID:Clang>:BOOST_ASIO_HAS_CO_AWAIT=1>)

@@ -227,8 +227,9 @@ absl::StatusOr<AgentOptions> ParseAgentOptionsYaml(const std::string& yaml_text)
 absl::StatusOr<AgentOptions> LoadAgentOptionsFile(const std::string& path) {
   try {
     auto o = ParseRoot(YAML::LoadFile(path));
-    if (!o.ok())
+    if (!o.ok()) {
       return absl::Status(o.status().code(), absl::StrCat(path, ": ", o.status().message()));
+    }
     return o;
   } catch (const YAML::BadFile&) {
     return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
@@ -281,8 +282,9 @@ absl::Status ParsePortFlag(const std::string& spec, PortOptions* out) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("--port '", spec, "': unknown key '", k, "'"));
     }
-    if (!s.ok())
+    if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--port '", spec, "': ", s.message()));
+    }
   }
   return absl::OkStatus();
 }

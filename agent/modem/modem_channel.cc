@@ -169,7 +169,7 @@ void ModemChannel::StartIdentify(uint64_t generation) {
           AtCommand c{.text = std::move(text), .expect = {}, .timeout = timeout};
           co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&,
                                                   void(absl::StatusOr<AtReply>)>(
-              [&self](auto handler, AtCommand cmd) {
+              [&self](auto handler, AtCommand cmd) {  // NOLINT(performance-unnecessary-value-param)
                 self->SubmitInternal(std::move(cmd),
                                      [h = std::move(handler)](absl::StatusOr<AtReply> r) mutable {
                                        std::move(h)(std::move(r));
@@ -231,7 +231,7 @@ void ModemChannel::StartIdentify(uint64_t generation) {
         id.identified_at = self->clock_.Now();
         co_return id;
       },
-      [self, generation](std::exception_ptr e, absl::StatusOr<ModemIdentity> result) {
+      [self, generation](const std::exception_ptr& e, absl::StatusOr<ModemIdentity> result) {
         if (e) result = absl::InternalError("identification failed unexpectedly");
         self->OnIdentified(generation, std::move(result));
       });
@@ -491,7 +491,8 @@ void ModemChannel::BeginCommand() {
   absl::Duration write_time = LineTime(bytes.size()) * 1.5;
   if (options_.port.pacing.chunk_bytes > 0) {
     write_time += options_.port.pacing.gap *
-                  static_cast<double>(bytes.size() / options_.port.pacing.chunk_bytes + 1);
+                  static_cast<double>((bytes.size() + options_.port.pacing.chunk_bytes - 1) /
+                                      options_.port.pacing.chunk_bytes);
   }
   uint64_t seq = ++seq_;
   in_flight_started_ = clock_.Now();

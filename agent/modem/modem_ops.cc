@@ -440,7 +440,9 @@ Awaitable<absl::StatusOr<v1::WriteReport>> RunWriteCredential(OpContext ctx,
   CfunState cfun;
   absl::Status status = co_await EnsureOffline(ctx, steps, &cfun);
   report.set_cfun_before(cfun.before);
-  if (status.ok()) status = co_await WriteBody(ctx, request, *prepared, steps, &report);
+  if (status.ok()) {
+    status = co_await WriteBody(ctx, request, *prepared, steps, &report);
+  }
   absl::Status restored = co_await RestoreCfun(ctx, steps, cfun, request.options().leave_offline());
   if (status.ok() && !restored.ok()) {
     // Retrying is safe: the write will be skipped and the restore retried.

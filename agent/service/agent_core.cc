@@ -116,8 +116,9 @@ v1::ModemInfo ToModemInfo(const ModemIdentity& id) {
   m.set_model(id.model);
   m.set_firmware(id.firmware);
   m.set_cfun(id.cfun);
-  if (id.identified_at != absl::InfinitePast())
+  if (id.identified_at != absl::InfinitePast()) {
     *m.mutable_identified_at() = ToProtoTime(id.identified_at);
+  }
   return m;
 }
 
@@ -449,12 +450,12 @@ void AgentCore::Handle(Caller caller, v1::AgentRequest request, absl::Time deadl
       done(absl::UnavailableError(absl::StrCat("agent ", options_.name, " is shutting down")));
       return;
     }
-    Run(std::move(caller), std::move(request), deadline, std::move(cancelled), std::move(done));
+    Run(caller, std::move(request), deadline, cancelled, std::move(done));
   });
 }
 
-void AgentCore::Run(Caller caller, v1::AgentRequest request, absl::Time deadline,
-                    CancelFlag cancelled, ResponseCallback done) {
+void AgentCore::Run(const Caller& caller, v1::AgentRequest request, absl::Time deadline,
+                    const CancelFlag& cancelled, ResponseCallback done) {
   if (absl::Status auth = Authorize(caller, request); !auth.ok()) {
     ATB_LOG(WARNING) << "denied: " << auth.message();
     done(auth);
@@ -563,6 +564,7 @@ void AgentCore::Run(Caller caller, v1::AgentRequest request, absl::Time deadline
     }
   }
   std::shared_ptr<ModemChannel> channel = port->channel;
+  std::string name(RequestName(request));
   asio::co_spawn(
       io_,
       [this, channel, caller, request = std::move(request), deadline,
@@ -642,8 +644,8 @@ void AgentCore::Run(Caller caller, v1::AgentRequest request, absl::Time deadline
         }
         co_return out;
       },
-      [done = std::move(done), name = std::string(RequestName(request))](
-          std::exception_ptr e, absl::StatusOr<v1::AgentResponse> r) mutable {
+      [done = std::move(done), name = std::move(name)](
+          const std::exception_ptr& e, absl::StatusOr<v1::AgentResponse> r) mutable {
         if (e) {
           ATB_LOG(ERROR) << name << " threw an unexpected exception";
           r = absl::InternalError(absl::StrCat(name, " failed unexpectedly"));

@@ -119,8 +119,8 @@ class AgentCore {
   v1::PortInfo PortInfoFor(const std::string& name, Port& port);
   void PortChanged(const std::string& name);
   void ArmLeaseTimer();
-  void Run(Caller caller, v1::AgentRequest request, absl::Time deadline, CancelFlag cancelled,
-           ResponseCallback done);
+  void Run(const Caller& caller, v1::AgentRequest request, absl::Time deadline,
+           const CancelFlag& cancelled, ResponseCallback done);
 
   AgentOptions options_;
   boost::asio::io_context& io_;

@@ -101,7 +101,7 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
     }
     // io thread; a failed write already produced an event for the client.
     session_->Write(std::move(*in_.mutable_data()),
-                    [sink = sink_](absl::Status) { sink->OnInputWritten(); });
+                    [sink = sink_](const absl::Status&) { sink->OnInputWritten(); });
   }
 
   void ReadNext() {
@@ -220,8 +220,8 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
 
 template <typename Resp, typename Extract>
 grpc::ServerUnaryReactor* AgentService::Unary(grpc::CallbackServerContext* ctx,
-                                              v1::AgentRequest request, Resp* resp,
-                                              Extract extract) {
+                                              v1::AgentRequest request,  // NOLINT: moved
+                                              Resp* resp, Extract extract) {
   auto* reactor = new UnaryReactor();
   auto caller = CallerOf(ctx);
   if (!caller.ok()) {

@@ -48,8 +48,9 @@ absl::StatusOr<v1::Lease> LeaseManager::Acquire(const std::string& port, const s
   auto it = leases_.find(port);
   absl::Time now = clock_.Now();
   if (it != leases_.end()) {
-    if (it->second.owner() != owner)
+    if (it->second.owner() != owner) {
       return absl::FailedPreconditionError(DescribeLease(it->second));
+    }
     *it->second.mutable_expires_at() = ToProtoTime(now + ttl);
     if (!reason.empty()) it->second.set_reason(reason);
     return it->second;
@@ -123,8 +124,9 @@ std::vector<v1::Lease> LeaseManager::List() {
 
 absl::Time LeaseManager::NextExpiry() {
   absl::Time next = absl::InfiniteFuture();
-  for (const auto& [port, lease] : leases_)
+  for (const auto& [port, lease] : leases_) {
     next = std::min(next, FromProtoTime(lease.expires_at()));
+  }
   return next;
 }
 

@@ -272,7 +272,8 @@ class UplinkClient::Stream final
           if (it != sessions_.end()) session = it->second;
         }
         if (session && env.console().msg_case() == v1::ConsoleIn::kData) {
-          session->Write(std::move(*env.mutable_console()->mutable_data()), [](absl::Status) {});
+          session->Write(std::move(*env.mutable_console()->mutable_data()),
+                         [](const absl::Status&) {});
         }
         return;
       }

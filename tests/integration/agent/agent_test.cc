@@ -57,7 +57,7 @@ class AgentTest : public ::testing::Test {
  protected:
   // Starts a sim with `sim_args` and an agent with one port on modem0.
   void StartWith(const std::vector<std::string>& sim_args,
-                 std::function<void(agent::PortOptions&)> tweak = nullptr, int count = 1) {
+                 const std::function<void(agent::PortOptions&)>& tweak = nullptr, int count = 1) {
     ASSERT_OK(sim_.Start(dir_, count, sim_args));
     std::vector<agent::PortOptions> ports;
     for (int k = 0; k < count; ++k) {
@@ -77,8 +77,9 @@ class AgentTest : public ::testing::Test {
     SetDeadline(&ctx, absl::Seconds(60));
     v1::WriteReport rep;
     grpc::Status s = (stub ? stub : op_.get())->WriteCredential(&ctx, req, &rep);
-    if (!s.ok())
+    if (!s.ok()) {
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
     return rep;
   }
 
@@ -90,8 +91,9 @@ class AgentTest : public ::testing::Test {
     req.set_command(cmd);
     v1::AtResult res;
     grpc::Status s = (stub ? stub : op_.get())->Execute(&ctx, req, &res);
-    if (!s.ok())
+    if (!s.ok()) {
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
     return res;
   }
 
@@ -314,6 +316,7 @@ TEST_F(AgentTest, FiftyConcurrentExecutesAreSerialized) {
       {"AT+CFUN?", "+CFUN: 4"},
       {"AT+CGMI", "Nordic Semiconductor ASA"}};
   std::vector<std::thread> threads;
+  threads.reserve(50);
   std::atomic<int> ok{0};
   std::mutex mu;
   std::vector<std::string> failures;

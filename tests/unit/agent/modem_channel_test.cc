@@ -41,7 +41,7 @@ class ModemChannelTest : public ::testing::Test {
     if (thread_.joinable()) thread_.join();
   }
 
-  void Start(std::function<void(ChannelOptions&)> tweak = nullptr) {
+  void Start(const std::function<void(ChannelOptions&)>& tweak = nullptr) {
     ChannelOptions o;
     o.port.name = "modem0";
     o.port.device = "/dev/fake0";
@@ -201,7 +201,7 @@ TEST_F(ModemChannelTest, APortThatBreaksFailsPendingCommandsAndComesBack) {
   absl::Notification failed;
   absl::Status status;
   OnIo([&] {
-    channel_->Submit(AtCommand{.text = "AT+HANG"}, [&](absl::StatusOr<AtReply> r) {
+    channel_->Submit(AtCommand{.text = "AT+HANG"}, [&](const absl::StatusOr<AtReply>& r) {
       status = r.status();
       failed.Notify();
     });
