@@ -1,4 +1,5 @@
 // absl::Time / absl::Duration <-> google.protobuf.Timestamp / Duration.
+// Pure functions; thread-safe. No gRPC (the server's job engine uses them).
 #ifndef ATBRIDGE_COMMON_PROTO_TIME_H_
 #define ATBRIDGE_COMMON_PROTO_TIME_H_
 
@@ -9,10 +10,14 @@
 
 namespace atbridge {
 
+// absl::Time -> Timestamp. Infinite times give an unset (0, 0) timestamp.
 google::protobuf::Timestamp ToProtoTime(absl::Time t);
-// An unset (0, 0) Timestamp maps to the Unix epoch.
+// Timestamp -> absl::Time; an unset (0, 0) timestamp gives InfinitePast.
 absl::Time FromProtoTime(const google::protobuf::Timestamp& ts);
+// Whether a timestamp is set (not (0, 0)).
+bool IsSet(const google::protobuf::Timestamp& ts);
 
+// absl::Duration -> Duration; infinite durations give 0.
 google::protobuf::Duration ToProtoDuration(absl::Duration d);
 absl::Duration FromProtoDuration(const google::protobuf::Duration& d);
 
