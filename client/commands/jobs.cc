@@ -70,10 +70,13 @@ absl::Status JobOutcome(const v1::Job& job) {
   if (failed == 0 && job.state() != v1::JOB_ABORTED && job.state() != v1::JOB_CANCELED) {
     return absl::OkStatus();
   }
-  std::string label = failed > 0 ? absl::StrCat(failed, " failed") : JobStateName(job.state());
+  const bool stopped = job.state() == v1::JOB_ABORTED || job.state() == v1::JOB_CANCELED;
+  std::string label = stopped ? JobStateName(job.state()) : absl::StrCat(failed, " failed");
   std::string explanation = absl::StrCat(failed, " of ", c.total(), " executions did not succeed (",
                                          RenderCounts(c), ")");
-  if (!job.reason().empty()) absl::StrAppend(&explanation, "; ", job.reason());
+  // A completed job's reason only repeats the counts; an aborted or canceled
+  // one says why it stopped.
+  if (stopped && !job.reason().empty()) absl::StrAppend(&explanation, "; ", job.reason());
   return WithHint(OperationFailed(absl::StrCat("job ", job.id()), label, explanation),
                   absl::StrCat("see 'atbridgectl jobs report ", job.id(), "'"));
 }
@@ -94,7 +97,8 @@ absl::StatusOr<v1::Job> Watch(CommandContext& ctx, Backend& backend, v1::Provisi
       const v1::Execution& x = ev.execution();
       std::string why =
           x.last_status_message().empty() ? ev.transition().reason() : x.last_status_message();
-      progress.Note(absl::StrCat("  ", x.imei(), " ", PortText(x.agent(), x.port()), " ",
+      std::string where = PortText(x.agent(), x.port());
+      progress.Note(absl::StrCat("  ", x.imei(), where.empty() ? "" : " ", where, " ",
                                  ExecutionStateName(x.state()), why.empty() ? "" : ": ", why));
     }
     progress.Update(ev.counts(), ev.job_state());

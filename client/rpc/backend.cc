@@ -455,13 +455,14 @@ class AgentBackend final : public Backend {
     return &*ports_;
   }
 
+  // Fills the agent and IMEI a direct call leaves out.
   void FillLease(v1::Lease* lease) {
-    if (!lease->agent().empty()) return;
+    if (!lease->agent().empty() && !lease->imei().empty()) return;
     auto ports = Ports();
     if (!ports.ok()) return;
-    lease->set_agent((*ports)->agent());
+    if (lease->agent().empty()) lease->set_agent((*ports)->agent());
     for (const auto& p : (*ports)->ports()) {
-      if (p.name() == lease->port()) lease->set_imei(p.modem().imei());
+      if (p.name() == lease->port() && lease->imei().empty()) lease->set_imei(p.modem().imei());
     }
   }
 

@@ -30,7 +30,7 @@ struct Result {
   std::string err;
 };
 
-class CliTest : public ::testing::Test {
+class CtlCliTest : public ::testing::Test {
  protected:
   Result Run(std::vector<std::string> args, const std::string& stdin_data = "") {
     std::istringstream in(stdin_data);
@@ -64,7 +64,7 @@ void CollectPaths(const CLI::App& app, std::vector<std::string> prefix,
   }
 }
 
-TEST_F(CliTest, EveryCommandHasHelp) {
+TEST_F(CtlCliTest, EveryCommandHasHelp) {
   std::istringstream in;
   std::ostringstream out, err;
   CommandContext ctx(ProcessEnv(), {&in, &out, &err});
@@ -88,7 +88,7 @@ TEST_F(CliTest, EveryCommandHasHelp) {
   EXPECT_EQ(Run({"--version"}).code, 0);
 }
 
-TEST_F(CliTest, UsageErrorsAreOneLineWithAHintAndExitTwo) {
+TEST_F(CtlCliTest, UsageErrorsAreOneLineWithAHintAndExitTwo) {
   Result r = Run({"devices", "list", "--bogus"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, StartsWith("error: command line (usage): "));
@@ -105,14 +105,14 @@ TEST_F(CliTest, UsageErrorsAreOneLineWithAHintAndExitTwo) {
   EXPECT_EQ(r.code, kExitUsage);
 }
 
-TEST_F(CliTest, NoEndpointSaysHowToConfigureOne) {
+TEST_F(CtlCliTest, NoEndpointSaysHowToConfigureOne) {
   Result r = Run({"devices", "list"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, StartsWith("error: devices list (usage): no server or agent to talk to\n"));
   EXPECT_THAT(r.err, HasSubstr("hint: pass --server HOST:PORT"));
 }
 
-TEST_F(CliTest, BadDeviceAndTagAreUsageErrorsBeforeAnyCall) {
+TEST_F(CtlCliTest, BadDeviceAndTagAreUsageErrorsBeforeAnyCall) {
   Result r = Run({"--server", "127.0.0.1:1", "at", "a/b/c", "AT"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("agent/port"));
@@ -124,7 +124,7 @@ TEST_F(CliTest, BadDeviceAndTagAreUsageErrorsBeforeAnyCall) {
   EXPECT_THAT(r.err, HasSubstr("unknown credential type 'bogus'"));
 }
 
-TEST_F(CliTest, ConfigShowReportsPrecedenceAndSources) {
+TEST_F(CtlCliTest, ConfigShowReportsPrecedenceAndSources) {
   testing::TempDir cfgdir;
   const std::string cfg = cfgdir.WriteFile(
       "ctl.yaml", "server: file:1\nca: ca.pem\ncert: me.pem\nkey: me.key\ntimeout: 5s\n");
@@ -161,7 +161,7 @@ TEST_F(CliTest, ConfigShowReportsPrecedenceAndSources) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["timeout"], "9s");
 }
 
-TEST_F(CliTest, ABrokenConfigFileIsAUsageErrorNamingTheKey) {
+TEST_F(CtlCliTest, ABrokenConfigFileIsAUsageErrorNamingTheKey) {
   env_["ATBRIDGE_CONFIG"] = dir_.WriteFile("bad.yaml", "server: a:1\nservr: b\n");
   Result r = Run({"config", "show"});
   EXPECT_EQ(r.code, kExitUsage);
@@ -175,7 +175,7 @@ TEST_F(CliTest, ABrokenConfigFileIsAUsageErrorNamingTheKey) {
   EXPECT_THAT(r.err, HasSubstr("--timeout"));
 }
 
-TEST_F(CliTest, ServerOnlyCommandsSaySoInDirectMode) {
+TEST_F(CtlCliTest, ServerOnlyCommandsSaySoInDirectMode) {
   testing::TestPki pki;
   auto files = testing::TestPki::WriteFiles(pki.Client("olga", "operator"), dir_.path(), "olga");
   std::vector<std::string> tls = {"--agent", "127.0.0.1:1",   "--ca",  files.ca_file,
@@ -204,7 +204,7 @@ TEST_F(CliTest, ServerOnlyCommandsSaySoInDirectMode) {
   }
 }
 
-TEST_F(CliTest, PushNeedsTargets) {
+TEST_F(CtlCliTest, PushNeedsTargets) {
   testing::TestPki pki;
   auto files = testing::TestPki::WriteFiles(pki.Client("olga", "operator"), dir_.path(), "olga");
   const std::string pem = dir_.WriteFile("in.pem", "x");
@@ -214,7 +214,7 @@ TEST_F(CliTest, PushNeedsTargets) {
   EXPECT_THAT(r.err, HasSubstr("choose the target devices"));
 }
 
-TEST_F(CliTest, MissingInputFileIsAUsageError) {
+TEST_F(CtlCliTest, MissingInputFileIsAUsageError) {
   testing::TestPki pki;
   auto files = testing::TestPki::WriteFiles(pki.Client("olga", "operator"), dir_.path(), "olga");
   Result r =
@@ -229,7 +229,7 @@ TEST_F(CliTest, MissingInputFileIsAUsageError) {
   EXPECT_THAT(r.err, HasSubstr("stdin is empty"));
 }
 
-TEST_F(CliTest, PkiInitThenIssue) {
+TEST_F(CtlCliTest, PkiInitThenIssue) {
   Result r = Run({"pki", "init", "--server", "lab:7443"});
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string pki = dir_.File("config/atbridge/pki");
@@ -271,7 +271,7 @@ TEST_F(CliTest, PkiInitThenIssue) {
   EXPECT_THAT(r.err, HasSubstr("pki init"));
 }
 
-TEST_F(CliTest, BashCompletionCoversTheCommandTree) {
+TEST_F(CtlCliTest, BashCompletionCoversTheCommandTree) {
   Result r = Run({"completion", "bash"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("complete -o default -F _atbridgectl atbridgectl"));

@@ -21,7 +21,7 @@ EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
   };
 }
 
-TEST(ConfigPathTest, HonoursXdgConfigHomeThenHome) {
+TEST(CtlConfigPathTest, HonoursXdgConfigHomeThenHome) {
   EXPECT_EQ(DefaultConfigPath(FakeEnv({{"XDG_CONFIG_HOME", "/x"}, {"HOME", "/home/u"}})),
             "/x/atbridge/ctl.yaml");
   EXPECT_EQ(DefaultConfigPath(FakeEnv({{"HOME", "/home/u"}})), "/home/u/.config/atbridge/ctl.yaml");
@@ -30,7 +30,7 @@ TEST(ConfigPathTest, HonoursXdgConfigHomeThenHome) {
   EXPECT_EQ(DefaultConfigDir(FakeEnv({{"XDG_CONFIG_HOME", "/x"}})), "/x/atbridge");
 }
 
-TEST(ConfigYamlTest, ParsesEveryKeyAndResolvesRelativePaths) {
+TEST(CtlConfigYamlTest, ParsesEveryKeyAndResolvesRelativePaths) {
   ASSERT_OK_AND_ASSIGN(ConnectionSettings s,
                        ParseConfigYaml("server: lab:7443\nca: pki/ca.pem\ncert: /abs/me.pem\n"
                                        "key: pki/me.key\nserver_name: atbridge.lab\n"
@@ -45,7 +45,7 @@ TEST(ConfigYamlTest, ParsesEveryKeyAndResolvesRelativePaths) {
   EXPECT_EQ(*s.timeout, absl::Seconds(45));
 }
 
-TEST(ConfigYamlTest, UnknownKeysAndBadValuesNameTheLine) {
+TEST(CtlConfigYamlTest, UnknownKeysAndBadValuesNameTheLine) {
   EXPECT_THAT(ParseConfigYaml("server: a:1\nsevrer: b:2\n", "/d", "ctl.yaml"),
               testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                 HasSubstr("ctl.yaml:2: unknown key 'sevrer'")));
@@ -61,7 +61,7 @@ TEST(ConfigYamlTest, UnknownKeysAndBadValuesNameTheLine) {
   EXPECT_TRUE(empty.server.empty());
 }
 
-TEST(ConfigYamlTest, RenderedConfigParsesBack) {
+TEST(CtlConfigYamlTest, RenderedConfigParsesBack) {
   ConnectionSettings s;
   s.server = "127.0.0.1:7443";
   s.ca = "/p/ca.pem";
@@ -77,7 +77,7 @@ TEST(ConfigYamlTest, RenderedConfigParsesBack) {
   EXPECT_EQ(back.timeout, s.timeout);
 }
 
-TEST(ConfigFileTest, MissingFileIsNotFound) {
+TEST(CtlConfigFileTest, MissingFileIsNotFound) {
   testing::TempDir dir;
   EXPECT_THAT(LoadConfigFile(dir.File("nope.yaml")),
               testing::StatusIs(absl::StatusCode::kNotFound));
@@ -86,7 +86,7 @@ TEST(ConfigFileTest, MissingFileIsNotFound) {
   EXPECT_EQ(s.ca, dir.File("ca.pem"));
 }
 
-TEST(EnvTest, ReadsEveryVariable) {
+TEST(CtlEnvTest, ReadsEveryVariable) {
   ASSERT_OK_AND_ASSIGN(ConnectionSettings s,
                        SettingsFromEnv(FakeEnv({{"ATBRIDGE_SERVER", "s:1"},
                                                 {"ATBRIDGE_AGENT", "a:2"},
@@ -107,7 +107,7 @@ TEST(EnvTest, ReadsEveryVariable) {
               testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ATBRIDGE_TIMEOUT")));
 }
 
-TEST(ResolveTest, FlagsBeatEnvironmentBeatFile) {
+TEST(CtlResolveTest, FlagsBeatEnvironmentBeatFile) {
   ConnectionSettings flags, env, file;
   file.server = "file:1";
   file.ca = "/file/ca.pem";
@@ -133,7 +133,7 @@ TEST(ResolveTest, FlagsBeatEnvironmentBeatFile) {
   EXPECT_EQ(r.sources["server_name"], Source::kUnset);
 }
 
-TEST(ResolveTest, TheHighestSourceNamingAnEndpointDecidesTheMode) {
+TEST(CtlResolveTest, TheHighestSourceNamingAnEndpointDecidesTheMode) {
   ConnectionSettings flags, env, file;
   file.server = "file:1";
   env.agent = "agent:2";
@@ -160,7 +160,7 @@ TEST(ResolveTest, TheHighestSourceNamingAnEndpointDecidesTheMode) {
               testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--agent")));
 }
 
-TEST(ResolveTest, NothingConfiguredMeansNoModeAndTheDefaultTimeout) {
+TEST(CtlResolveTest, NothingConfiguredMeansNoModeAndTheDefaultTimeout) {
   ConnectionSettings none;
   ASSERT_OK_AND_ASSIGN(ResolvedConfig r, Resolve(none, none, none));
   EXPECT_EQ(r.mode, Mode::kNone);
@@ -169,7 +169,7 @@ TEST(ResolveTest, NothingConfiguredMeansNoModeAndTheDefaultTimeout) {
   EXPECT_EQ(r.sources["timeout"], Source::kDefault);
 }
 
-TEST(DurationTest, ParsesPositiveDurations) {
+TEST(CtlDurationTest, ParsesPositiveDurations) {
   EXPECT_EQ(*ParsePositiveDuration("500ms"), absl::Milliseconds(500));
   EXPECT_EQ(*ParsePositiveDuration("1h30m"), absl::Minutes(90));
   EXPECT_FALSE(ParsePositiveDuration("0s").ok());

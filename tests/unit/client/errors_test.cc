@@ -9,7 +9,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-TEST(ExitCodeTest, EveryStatusCodeMapsToADocumentedExitCode) {
+TEST(CtlExitCodeTest, EveryStatusCodeMapsToADocumentedExitCode) {
   struct Case {
     absl::StatusCode code;
     int exit;
@@ -42,7 +42,7 @@ TEST(ExitCodeTest, EveryStatusCodeMapsToADocumentedExitCode) {
   }
 }
 
-TEST(ExitCodeTest, UsageAndOperationFailuresOverrideTheCode) {
+TEST(CtlExitCodeTest, UsageAndOperationFailuresOverrideTheCode) {
   EXPECT_EQ(ExitCodeFor(UsageError("bad flag")), kExitUsage);
   EXPECT_EQ(CodeLabel(UsageError("bad flag")), "usage");
   absl::Status f = OperationFailed("AT+X on modem0", "+CME ERROR: 50", "incorrect parameters");
@@ -51,7 +51,7 @@ TEST(ExitCodeTest, UsageAndOperationFailuresOverrideTheCode) {
   EXPECT_EQ(ExitCodeFor(WithExitCode(absl::InternalError("x"), 9)), 9);
 }
 
-TEST(FormatErrorTest, OneLineWithWhatCodeAndExplanation) {
+TEST(CtlFormatErrorTest, OneLineWithWhatCodeAndExplanation) {
   absl::Status s = WithWhat(absl::NotFoundError("no port modem9 on agent bench1"), "at modem9");
   EXPECT_EQ(FormatError(s, {}),
             "error: at modem9 (NOT_FOUND): no port modem9 on agent bench1\n"
@@ -64,13 +64,13 @@ TEST(FormatErrorTest, OneLineWithWhatCodeAndExplanation) {
   EXPECT_EQ(FormatError(absl::OkStatus(), {}), "");
 }
 
-TEST(FormatErrorTest, OperationFailedShowsTheModemsCode) {
+TEST(CtlFormatErrorTest, OperationFailedShowsTheModemsCode) {
   EXPECT_EQ(
       FormatError(OperationFailed("AT%CMNG=2,1,2 on modem0", "+CME ERROR: 514", "no access"), {}),
       "error: AT%CMNG=2,1,2 on modem0 (+CME ERROR: 514): no access\n");
 }
 
-TEST(HintTest, UnavailableNamesTheEndpoint) {
+TEST(CtlHintTest, UnavailableNamesTheEndpoint) {
   ErrorContext server{.mode = "server", .address = "lab:7443"};
   EXPECT_EQ(HintFor(absl::UnavailableError("failed to connect to all addresses"), server),
             "is the server running? check --server (now lab:7443)");
@@ -83,7 +83,7 @@ TEST(HintTest, UnavailableNamesTheEndpoint) {
               HasSubstr("not connected to the server"));
 }
 
-TEST(HintTest, PermissionDeniedNamesTheRoleNeeded) {
+TEST(CtlHintTest, PermissionDeniedNamesTheRoleNeeded) {
   ErrorContext ctx{.required_role = "operator", .identity = "vera (viewer)"};
   EXPECT_EQ(HintFor(absl::PermissionDeniedError("vera may not call Execute"), ctx),
             "this needs the operator role (you are vera (viewer)); an admin can issue one with "
@@ -91,7 +91,7 @@ TEST(HintTest, PermissionDeniedNamesTheRoleNeeded) {
   EXPECT_THAT(HintFor(absl::UnauthenticatedError("x"), {}), HasSubstr("--cert and --key"));
 }
 
-TEST(HintTest, LeaseConflictsPointAtLeaseList) {
+TEST(CtlHintTest, LeaseConflictsPointAtLeaseList) {
   EXPECT_THAT(HintFor(absl::FailedPreconditionError(
                           "port modem0 is leased by alice until 2026-11-26T13:00:00Z (flashing)"),
                       {}),
@@ -99,13 +99,13 @@ TEST(HintTest, LeaseConflictsPointAtLeaseList) {
   EXPECT_EQ(HintFor(absl::FailedPreconditionError("modem is in CFUN=1"), {}), "");
 }
 
-TEST(HintTest, DeadlineMentionsTheTimeout) {
+TEST(CtlHintTest, DeadlineMentionsTheTimeout) {
   ErrorContext ctx{.mode = "server", .timeout = "30s"};
   EXPECT_THAT(HintFor(absl::DeadlineExceededError("Deadline Exceeded"), ctx),
               StartsWith("no answer in time (--timeout 30s); raise --timeout"));
 }
 
-TEST(HintTest, AnExplicitHintWins) {
+TEST(CtlHintTest, AnExplicitHintWins) {
   absl::Status s = WithHint(absl::UnavailableError("x"), "do this");
   EXPECT_EQ(HintFor(s, {.mode = "server"}), "do this");
   EXPECT_EQ(FormatError(WithWhat(s, "push"), {}), "error: push (UNAVAILABLE): x\nhint: do this\n");

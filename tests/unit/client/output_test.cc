@@ -10,7 +10,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(TableTest, ColumnsAlignAndEmptyCellsShowADash) {
+TEST(CtlTableTest, ColumnsAlignAndEmptyCellsShowADash) {
   Table t({"IMEI", "DEVICE", "STATE"});
   t.AddRow({"356187266000004", "bench1/modem0", "online"});
   t.AddRow({"", "bench1/m1", ""});
@@ -21,13 +21,13 @@ TEST(TableTest, ColumnsAlignAndEmptyCellsShowADash) {
   EXPECT_EQ(t.rows(), 2u);
 }
 
-TEST(TableTest, ShortRowsArePadded) {
+TEST(CtlTableTest, ShortRowsArePadded) {
   Table t({"A", "B"});
   t.AddRow({"x"});
   EXPECT_EQ(t.Render(), "A  B\nx  -\n");
 }
 
-TEST(CsvTest, QuotesOnlyWhatNeedsQuoting) {
+TEST(CtlCsvTest, QuotesOnlyWhatNeedsQuoting) {
   EXPECT_EQ(CsvField("plain"), "plain");
   EXPECT_EQ(CsvField("a,b"), "\"a,b\"");
   EXPECT_EQ(CsvField("say \"hi\""), "\"say \"\"hi\"\"\"");
@@ -37,7 +37,7 @@ TEST(CsvTest, QuotesOnlyWhatNeedsQuoting) {
   EXPECT_EQ(t.RenderCsv(), "IMEI,STATUS\r\n1,\"FAILED: a, b\"\r\n");
 }
 
-TEST(JsonTest, ProtoFieldNamesEveryFieldAndEnumNames) {
+TEST(CtlJsonTest, ProtoFieldNamesEveryFieldAndEnumNames) {
   v1::Device d;
   d.set_imei("356187266000004");
   d.set_agent("bench1");
@@ -59,7 +59,7 @@ TEST(JsonTest, ProtoFieldNamesEveryFieldAndEnumNames) {
   EXPECT_EQ(ToJson(d).back(), '\n');
 }
 
-TEST(FormatTest, TimesDurationsLabelsAndStates) {
+TEST(CtlFormatTest, TimesDurationsLabelsAndStates) {
   google::protobuf::Timestamp ts;
   EXPECT_EQ(FormatTimestamp(ts), "");
   ts.set_seconds(1795694400);  // 2026-11-26T12:00:00Z
@@ -83,7 +83,7 @@ TEST(FormatTest, TimesDurationsLabelsAndStates) {
   EXPECT_EQ(PortText("", "modem0"), "modem0");
 }
 
-TEST(CountsTest, DoneAndFailed) {
+TEST(CtlCountsTest, DoneAndFailed) {
   v1::JobCounts c;
   c.set_succeeded(3);
   c.set_skipped(1);

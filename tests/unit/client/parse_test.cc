@@ -11,20 +11,20 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(DeviceRefTest, FifteenDigitsAreAnImei) {
+TEST(CtlDeviceRefTest, FifteenDigitsAreAnImei) {
   ASSERT_OK_AND_ASSIGN(v1::DeviceRef r, ParseDeviceRef("356187266000004"));
   EXPECT_EQ(r.imei(), "356187266000004");
   EXPECT_EQ(DeviceRefText(r), "356187266000004");
 }
 
-TEST(DeviceRefTest, ASlashSplitsAgentAndPort) {
+TEST(CtlDeviceRefTest, ASlashSplitsAgentAndPort) {
   ASSERT_OK_AND_ASSIGN(v1::DeviceRef r, ParseDeviceRef("bench-1.lab/modem0"));
   EXPECT_EQ(r.port().agent(), "bench-1.lab");
   EXPECT_EQ(r.port().port(), "modem0");
   EXPECT_EQ(DeviceRefText(r), "bench-1.lab/modem0");
 }
 
-TEST(DeviceRefTest, AnythingElseIsAnAliasOrALabel) {
+TEST(CtlDeviceRefTest, AnythingElseIsAnAliasOrALabel) {
   ASSERT_OK_AND_ASSIGN(v1::DeviceRef r, ParseDeviceRef("left-board"));
   EXPECT_EQ(r.alias(), "left-board");
   ASSERT_OK_AND_ASSIGN(r, ParseDeviceRef("rack=3"));
@@ -34,7 +34,7 @@ TEST(DeviceRefTest, AnythingElseIsAnAliasOrALabel) {
   EXPECT_EQ(r.alias(), "35618726600000");
 }
 
-TEST(DeviceRefTest, BadDevicesAreUsageErrors) {
+TEST(CtlDeviceRefTest, BadDevicesAreUsageErrors) {
   for (const char* bad : {"", "/modem0", "bench1/", "a/b/c", "bench 1", "=x", "x=", "tab\there"}) {
     auto r = ParseDeviceRef(bad);
     EXPECT_FALSE(r.ok()) << bad;
@@ -44,7 +44,7 @@ TEST(DeviceRefTest, BadDevicesAreUsageErrors) {
               testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("agent/port")));
 }
 
-TEST(CredentialTypeTest, AcceptsNumbersProtoNamesAndShortNames) {
+TEST(CtlCredentialTypeTest, AcceptsNumbersProtoNamesAndShortNames) {
   EXPECT_EQ(*ParseCredentialType("0"), v1::ROOT_CA_CERT);
   EXPECT_EQ(*ParseCredentialType("11"), v1::NORDIC_BASE_PUBLIC_KEY);
   EXPECT_EQ(*ParseCredentialType("ROOT_CA_CERT"), v1::ROOT_CA_CERT);
@@ -65,7 +65,7 @@ TEST(CredentialTypeTest, AcceptsNumbersProtoNamesAndShortNames) {
   }
 }
 
-TEST(SecTagTest, RangeIsChecked) {
+TEST(CtlSecTagTest, RangeIsChecked) {
   EXPECT_EQ(*ParseSecTag("0"), 0u);
   EXPECT_EQ(*ParseSecTag("2147483647"), 2147483647u);
   EXPECT_FALSE(ParseSecTag("2147483648").ok());
@@ -73,7 +73,7 @@ TEST(SecTagTest, RangeIsChecked) {
   EXPECT_FALSE(ParseSecTag("x").ok());
 }
 
-TEST(LabelTest, KeyValue) {
+TEST(CtlLabelTest, KeyValue) {
   ASSERT_OK_AND_ASSIGN(auto kv, ParseLabel("rack=3=a"));
   EXPECT_EQ(kv.first, "rack");
   EXPECT_EQ(kv.second, "3=a");
@@ -84,7 +84,7 @@ TEST(LabelTest, KeyValue) {
   EXPECT_EQ(labels["a"], "3");
 }
 
-TEST(JobStateTest, Names) {
+TEST(CtlJobStateTest, Names) {
   EXPECT_EQ(*ParseJobState("in-progress"), v1::JOB_IN_PROGRESS);
   EXPECT_EQ(*ParseJobState("COMPLETED"), v1::JOB_COMPLETED);
   EXPECT_EQ(*ParseJobState("job_aborted"), v1::JOB_ABORTED);

@@ -20,7 +20,7 @@ v1::JobCounts Counts(uint32_t ok, uint32_t failed, uint32_t running, uint32_t qu
   return c;
 }
 
-TEST(BarTest, StacksStatesInAFixedWidth) {
+TEST(CtlBarTest, StacksStatesInAFixedWidth) {
   EXPECT_EQ(RenderBar(Counts(5, 0, 0, 5), 10, false), "[=====     ]");
   EXPECT_EQ(RenderBar(Counts(4, 2, 2, 2), 10, false), "[====!!>>  ]");
   EXPECT_EQ(RenderBar(Counts(10, 0, 0, 0), 10, false), "[==========]");
@@ -34,18 +34,18 @@ TEST(BarTest, StacksStatesInAFixedWidth) {
   }
 }
 
-TEST(BarTest, AFailureOrARunningOneIsAlwaysVisible) {
+TEST(CtlBarTest, AFailureOrARunningOneIsAlwaysVisible) {
   EXPECT_EQ(RenderBar(Counts(0, 1, 0, 999), 10, false), "[!         ]");
   EXPECT_EQ(RenderBar(Counts(0, 0, 1, 999), 10, false), "[>         ]");
   EXPECT_EQ(RenderBar(Counts(999, 1, 0, 0), 10, false), "[=========!]");
 }
 
-TEST(BarTest, ColorsWrapSegments) {
+TEST(CtlBarTest, ColorsWrapSegments) {
   std::string bar = RenderBar(Counts(1, 1, 0, 0), 4, true);
   EXPECT_EQ(bar, "[\x1b[32m==\x1b[0m\x1b[31m!!\x1b[0m]");
 }
 
-TEST(CountsTextTest, ListsNonZeroStates) {
+TEST(CtlCountsTextTest, ListsNonZeroStates) {
   v1::JobCounts c = Counts(7, 1, 2, 9);
   c.set_skipped(1);
   c.set_total(20);
@@ -58,7 +58,7 @@ TEST(CountsTextTest, ListsNonZeroStates) {
             "in-progress");
 }
 
-TEST(ReporterTest, PlainModePrintsOnlyChanges) {
+TEST(CtlReporterTest, PlainModePrintsOnlyChanges) {
   std::ostringstream out;
   ProgressReporter p(out, /*tty=*/false, "job j1");
   p.Update(Counts(0, 0, 1, 1), v1::JOB_IN_PROGRESS);
@@ -72,7 +72,7 @@ TEST(ReporterTest, PlainModePrintsOnlyChanges) {
             "  356187266000004 failed: boom\n");
 }
 
-TEST(ReporterTest, TerminalModeRedrawsInPlace) {
+TEST(CtlReporterTest, TerminalModeRedrawsInPlace) {
   std::ostringstream out;
   ProgressReporter p(out, /*tty=*/true, "job j1", 4);
   p.Update(Counts(1, 0, 0, 1), v1::JOB_IN_PROGRESS);

@@ -36,7 +36,7 @@ void WriteAll(int fd, const std::string& s) {
   ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
 }
 
-TEST(PtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
+TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
   testing::TempDir dir;
   const std::string path = dir.File("ttyNRF0");
   ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
@@ -82,7 +82,7 @@ TEST(PtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
   EXPECT_NE(lstat(path.c_str(), &st), 0) << "the link must be removed";
 }
 
-TEST(PtyLinkTest, ReplacesAStaleLinkButNotAFile) {
+TEST(CtlPtyLinkTest, ReplacesAStaleLinkButNotAFile) {
   testing::TempDir dir;
   const std::string stale = dir.File("stale");
   ASSERT_EQ(symlink("/dev/pts/does-not-exist", stale.c_str()), 0);
@@ -93,7 +93,7 @@ TEST(PtyLinkTest, ReplacesAStaleLinkButNotAFile) {
   EXPECT_EQ(testing::ReadFileOrDie(file), "data");
 }
 
-TEST(PtyLinkTest, LeavesALinkSomeoneElseRepointed) {
+TEST(CtlPtyLinkTest, LeavesALinkSomeoneElseRepointed) {
   testing::TempDir dir;
   const std::string path = dir.File("tty");
   ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
