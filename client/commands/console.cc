@@ -97,7 +97,7 @@ class Console {
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
         session_(io_, backend,
                  {.on_opened = [this](const v1::ConsoleEvent& ev) { OnOpened(ev); },
-                  .on_data = [this](std::string data) { OnData(std::move(data)); },
+                  .on_data = [this](const std::string& data) { OnData(data); },
                   .on_event = [this](const v1::ConsoleEvent& ev) { OnEvent(ev); },
                   .on_closed = [this](absl::Status s) { OnClosed(std::move(s)); }}) {}
 
@@ -139,7 +139,7 @@ class Console {
     ReadStdin();
   }
 
-  void OnData(std::string data) {
+  void OnData(const std::string& data) {
     WriteAll(1, data);
     session_.ResumeReading();
   }

@@ -33,8 +33,9 @@ absl::Status RunList(CommandContext& ctx, const ListOptions& o) {
   auto backend = ctx.backend();
   if (!backend.ok()) return backend.status();
   auto resp = (*backend)->ListDevices(req);
-  if (!resp.ok())
+  if (!resp.ok()) {
     return WithWhat(resp.status(), absl::StrCat("list devices on ", (*backend)->Describe()));
+  }
   if (o.json) {
     PrintJson(ctx, *resp);
     return absl::OkStatus();

@@ -85,7 +85,10 @@ absl::Status JobOutcome(const v1::Job& job) {
 // returns the final job (with executions).
 absl::StatusOr<v1::Job> Watch(CommandContext& ctx, Backend& backend, v1::Provisioning::Stub* stub,
                               const std::string& job_id) {
-  ProgressReporter progress(ctx.err(), ctx.stderr_tty(), absl::StrCat("job ", job_id));
+  // The bar is drawn (on stderr) only when both outputs are terminals;
+  // otherwise plain lines, one per change, keep logs readable.
+  ProgressReporter progress(ctx.err(), ctx.stdout_tty() && ctx.stderr_tty(),
+                            absl::StrCat("job ", job_id));
   grpc::ClientContext call;  // No deadline: a job may run for hours; keepalive guards it.
   v1::WatchJobRequest req;
   req.set_job_id(job_id);
@@ -199,7 +202,8 @@ absl::Status RunPush(CommandContext& ctx, const PushOptions& o, bool rotate) {
 
   auto server = ServerFor(ctx, command);
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   v1::CreateJobRequest req;
   *req.mutable_spec() = std::move(spec);
   auto job = Unary<v1::Job>(ctx, *backend,
@@ -278,7 +282,8 @@ absl::Status RunList(CommandContext& ctx, const std::string& state, uint32_t lim
   req.set_limit(limit);
   auto server = ServerFor(ctx, "jobs list");
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   auto r = Unary<v1::ListJobsResponse>(
       ctx, *backend, [&](auto* c, auto* resp) { return stub->ListJobs(c, req, resp); });
   if (!r.ok()) return WithWhat(r.status(), "list jobs");
@@ -331,7 +336,8 @@ absl::Status RunShow(CommandContext& ctx, const std::string& id, bool json) {
   ctx.RequireRole("viewer");
   auto server = ServerFor(ctx, "jobs show");
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   auto job = GetJob(ctx, *backend, stub, id);
   if (!job.ok()) return job.status();
   if (json) {
@@ -357,7 +363,8 @@ absl::Status RunWatch(CommandContext& ctx, const std::string& id, bool json) {
   ctx.RequireRole("viewer");
   auto server = ServerFor(ctx, "jobs watch");
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   auto job = Watch(ctx, *backend, stub, id);
   if (!job.ok()) return job.status();
   if (json) {
@@ -374,7 +381,8 @@ absl::Status RunCancel(CommandContext& ctx, const std::string& id, const std::st
   ctx.RequireRole("automation or operator");
   auto server = ServerFor(ctx, "jobs cancel");
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   v1::CancelJobRequest req;
   req.set_job_id(id);
   req.set_reason(reason);
@@ -397,7 +405,8 @@ absl::Status RunReport(CommandContext& ctx, const std::string& id, const std::st
   }
   auto server = ServerFor(ctx, "jobs report");
   if (!server.ok()) return server.status();
-  auto [backend, stub] = *server;
+  Backend* backend = server->first;
+  v1::Provisioning::Stub* stub = server->second;
   if (format == "table") {
     auto job = GetJob(ctx, *backend, stub, id);
     if (!job.ok()) return job.status();

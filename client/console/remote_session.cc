@@ -61,7 +61,7 @@ absl::Status RemoteSession::Open(const v1::DeviceRef& ref, bool write, const std
     poster->Post([this, out = std::move(out)]() mutable { OnOutput(std::move(out)); });
   };
   auto done = stream_done_;
-  callbacks.on_done = [this, poster, done](absl::Status status) {
+  callbacks.on_done = [this, poster, done](const absl::Status& status) {
     poster->Post([this, status] { OnDone(status); });
     done->Notify();  // Last: the stream may be destroyed from now on.
   };
@@ -144,7 +144,7 @@ void RemoteSession::ScheduleRenewal(const v1::Lease& lease) {
   absl::Duration left = FromProtoTime(lease.expires_at()) - absl::Now();
   // Renew at half the remaining time; a lease without expiry needs none.
   if (!lease.has_expires_at() || left <= absl::ZeroDuration()) return;
-  absl::Duration wait = std::max(left / 2, absl::Seconds(1));
+  absl::Duration wait = std::max(left / 2, absl::Milliseconds(100));
   renew_timer_.expires_after(ToChrono(wait));
   renew_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || closing_ || closed_) return;

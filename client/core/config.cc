@@ -91,8 +91,9 @@ absl::StatusOr<ConnectionSettings> SettingsFromEnv(const EnvLookup& env) {
   get("ATBRIDGE_SERVER_NAME", &s.server_name);
   if (auto t = env("ATBRIDGE_TIMEOUT")) {
     auto d = ParsePositiveDuration(*t);
-    if (!d.ok())
+    if (!d.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("ATBRIDGE_TIMEOUT: ", d.status().message()));
+    }
     s.timeout = *d;
   }
   return s;
@@ -108,11 +109,11 @@ absl::StatusOr<ConnectionSettings> ParseConfigYaml(const std::string& text,
     if (!root.IsMap()) {
       return absl::InvalidArgumentError(absl::StrCat(origin, ": expected a mapping of settings"));
     }
-    static const std::set<std::string> kKeys = {"server", "agent",       "ca",     "cert",
-                                                "key",    "server_name", "timeout"};
+    static const std::set<std::string> known_keys = {"server", "agent",       "ca",     "cert",
+                                                     "key",    "server_name", "timeout"};
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
-      if (kKeys.count(key) == 0) {
+      if (known_keys.count(key) == 0) {
         return absl::InvalidArgumentError(
             absl::StrCat(origin, ":", kv.first.Mark().line + 1, ": unknown key '", key,
                          "' (known: server, agent, ca, cert, key, server_name, timeout)"));

@@ -22,8 +22,8 @@ void Table::AddRow(std::vector<std::string> cells) {
 std::string Table::Render() const {
   std::vector<size_t> width(headers_.size(), 0);
   auto cell = [](const std::string& s) -> const std::string& {
-    static const std::string kDash = "-";
-    return s.empty() ? kDash : s;
+    static const std::string dash = "-";
+    return s.empty() ? dash : s;
   };
   for (size_t i = 0; i < headers_.size(); ++i) width[i] = headers_[i].size();
   for (const auto& row : rows_) {

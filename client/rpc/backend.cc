@@ -147,7 +147,7 @@ class ServerBackend final : public Backend {
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
     SetDeadline(&call->ctx, config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
-                               [call, done = std::move(done)](grpc::Status s) {
+                               [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {
                                    done(std::move(call->resp));
                                  } else {
@@ -384,7 +384,7 @@ class AgentBackend final : public Backend {
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
     SetDeadline(&call->ctx, config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
-                               [call, done = std::move(done)](grpc::Status s) {
+                               [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {
                                    done(std::move(call->resp));
                                  } else {

@@ -608,7 +608,7 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
   Subprocess attach;
   ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem1", "--link", link})));
   ASSERT_OK(attach.WaitForLine("attached modem1 at " + link).status());
-  CheckSerialToolCycles(link, 2);
+  CheckSerialToolCycles(link, 10);
   nlohmann::json leases = Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}));
   ASSERT_EQ(leases["leases"].size(), 1u);
   EXPECT_EQ(leases["leases"][0]["owner"], "olga");
@@ -628,6 +628,36 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
   EXPECT_EQ(
       Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}))["leases"].size(),
       0u);
+}
+
+// An attach outlives its session lease many times over: it renews it.
+class ShortLeaseE2E : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(lab_.Start()); }
+  Lab lab_{Lab::Options{.modems = 1, .server = false, .agent_lease_ttl = "1s"}};
+};
+
+TEST_F(ShortLeaseE2E, AttachRenewsItsLeaseWhileInUse) {
+  const std::string link = lab_.File("ttyNRF0");
+  Subprocess attach;
+  ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem0", "--link", link})));
+  ASSERT_OK(attach.WaitForLine("attached modem0 at " + link).status());
+  // Keep the port busy for 2.5 lease lifetimes; an unrenewed lease would
+  // lapse and the next write would fail (LEASE_LOST ends the attach).
+  const absl::Time end = absl::Now() + absl::Milliseconds(2500);
+  int cycles = 0;
+  while (absl::Now() < end && !::testing::Test::HasFailure()) {
+    CheckSerialToolCycles(link, 1);
+    ++cycles;
+  }
+  EXPECT_GT(cycles, 1);
+  nlohmann::json leases = Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}));
+  ASSERT_EQ(leases["leases"].size(), 1u);
+  EXPECT_EQ(leases["leases"][0]["owner"], "olga");
+  EXPECT_TRUE(attach.running()) << attach.Output();
+  attach.Signal(SIGINT);
+  ASSERT_OK_AND_ASSIGN(int code, attach.Wait(absl::Seconds(20)));
+  EXPECT_EQ(code, 0) << attach.Output();
 }
 
 // ---- completion and connection errors ---------------------------------------------------

@@ -194,6 +194,13 @@ absl::Status Lab::Start() {
                                          "--key",
                                          pki_dir_ + "/bench1.key"};
   if (options_.server) agent_args.insert(agent_args.end(), {"--server", server_addr_});
+  if (!options_.agent_lease_ttl.empty()) {
+    // Only the config file sets it; flags give the rest.
+    agent_args.insert(
+        agent_args.end(),
+        {"--config", dir_.WriteFile("agent.yaml",
+                                    absl::StrCat("lease_ttl: ", options_.agent_lease_ttl, "\n"))});
+  }
   const char* slots = "abcdefghij";
   for (int i = 0; i < options_.modems; ++i) {
     agent_args.push_back("--port");

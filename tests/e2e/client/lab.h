@@ -38,6 +38,8 @@ class Lab {
   struct Options {
     int modems = 3;
     bool server = true;  // Start atbridge-server and uplink the agent to it.
+    // The agent's default lease duration ("" = its default, 10m).
+    std::string agent_lease_ttl;
   };
 
   explicit Lab(Options options) : options_(options) {}

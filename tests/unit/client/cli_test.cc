@@ -44,6 +44,7 @@ class CtlCliTest : public ::testing::Test {
     CommandContext ctx(env, {&in, &out, &err, false, false, false});
     args.insert(args.begin(), "atbridgectl");
     std::vector<const char*> argv;
+    argv.reserve(args.size());
     for (const auto& a : args) argv.push_back(a.c_str());
     int code = RunCli(static_cast<int>(argv.size()), argv.data(), ctx);
     return {code, out.str(), err.str()};
@@ -54,7 +55,7 @@ class CtlCliTest : public ::testing::Test {
       {"XDG_CONFIG_HOME", dir_.File("config")}, {"HOME", dir_.path()}, {"USER", "tester"}};
 };
 
-void CollectPaths(const CLI::App& app, std::vector<std::string> prefix,
+void CollectPaths(const CLI::App& app, const std::vector<std::string>& prefix,
                   std::vector<std::vector<std::string>>* out) {
   out->push_back(prefix);
   for (const CLI::App* sub : app.get_subcommands({})) {

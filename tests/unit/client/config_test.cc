@@ -13,7 +13,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+EnvLookup FakeEnv(const std::map<std::string, std::string>& vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
     auto it = vars.find(name);
     if (it == vars.end() || it->second.empty()) return std::nullopt;

@@ -8,8 +8,6 @@
 namespace atbridge::client {
 namespace {
 
-using ::testing::HasSubstr;
-
 TEST(CtlTableTest, ColumnsAlignAndEmptyCellsShowADash) {
   Table t({"IMEI", "DEVICE", "STATE"});
   t.AddRow({"356187266000004", "bench1/modem0", "online"});
