@@ -53,7 +53,8 @@ absl::Status RunShow(CommandContext& ctx, bool json) {
                         {"cert_not_after", cert_expires},
                         {"sources", nlohmann::json::object()}};
     for (const auto& [k, v] : c.sources) j["sources"][k] = SourceName(v);
-    ctx.out() << j.dump(2) << "\n";
+    // Paths are not guaranteed UTF-8: replace bad bytes rather than throw.
+    ctx.out() << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return absl::OkStatus();
   }
   ctx.out() << KeyValues({

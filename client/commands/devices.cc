@@ -148,7 +148,10 @@ void AddDevicesCommands(CLI::App& app, CommandContext& ctx) {
 
   auto show_device = std::make_shared<std::string>();
   auto show_json = std::make_shared<bool>(false);
-  CLI::App* s = devices->add_subcommand("show", "show one device with its credentials (live)");
+  CLI::App* s =
+      devices->add_subcommand("show",
+                              "show one device: identity, state, lease, labels and credentials "
+                              "(server: as last listed; --agent: live from the modem)");
   s->add_option("DEVICE", *show_device, "IMEI, agent/port or alias")->required();
   s->add_flag("--json", *show_json, "print JSON (Device)");
   s->callback([&ctx, show_device, show_json] {
