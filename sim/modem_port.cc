@@ -59,7 +59,7 @@ ModemPort::~ModemPort() {
 
 absl::Status ModemPort::Plug() {
   if (plugged_) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Pty pty, Pty::Open());
+  ASSIGN_OR_RETURN(pty::Pty pty, pty::Pty::Open(/*non_blocking_master=*/true));
   auto master = std::make_unique<asio::posix::stream_descriptor>(io_);
   boost::system::error_code ec;
   int fd = pty.ReleaseMaster();
@@ -70,7 +70,7 @@ absl::Status ModemPort::Plug() {
   }
   master->non_blocking(true, ec);
   if (ec) return FromErrorCode(ec, absl::StrCat("non-blocking pty master of ", pty.slave_path()));
-  RETURN_IF_ERROR(ReplaceSymlink(pty.slave_path(), link_path_));
+  RETURN_IF_ERROR(pty::ReplaceSymlink(pty.slave_path(), link_path_));
   pty_ = std::move(pty);
   master_ = std::move(master);
   ++generation_;
@@ -87,7 +87,7 @@ void ModemPort::Close() {
     std::string held = rx_filter_.Flush();
     if (!held.empty()) transcript_->Record(index_, "rx", held);
   }
-  if (!pty_.slave_path().empty()) RemoveSymlinkIfPointsTo(pty_.slave_path(), link_path_);
+  if (!pty_.slave_path().empty()) pty::RemoveSymlinkIfPointsTo(pty_.slave_path(), link_path_);
   boost::system::error_code ec;
   consume_timer_.cancel();
   tx_timer_.cancel();

@@ -39,8 +39,8 @@
 
 #include "absl/status/status.h"
 #include "common/at/command_parser.h"
+#include "common/pty/pty.h"
 #include "sim/modem.h"
-#include "sim/pty.h"
 #include "sim/sim_options.h"
 #include "sim/transcript.h"
 
@@ -120,7 +120,7 @@ class ModemPort {
   bool plugged_ = false;
   bool unplugged_once_ = false;
   uint64_t commands_seen_ = 0;
-  Pty pty_;
+  pty::Pty pty_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> master_;
 
   // Input.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/pty/pty.h"
 #include "common/status/errors.h"
 #include "common/status/status_macros.h"
 #include "sim/identity.h"
@@ -79,7 +80,7 @@ absl::Status Simulator::Start() {
   // lets Run() remove them.
   signals_ = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
   // Per modem: the master and the held slave; plus slack for the process.
-  RETURN_IF_ERROR(EnsureFileLimit(2 * ports_.size() + 64));
+  RETURN_IF_ERROR(pty::EnsureFileLimit(2 * ports_.size() + 64));
   for (auto& port : ports_) {
     absl::Status s = port->Plug();
     if (!s.ok()) return Annotate(s, absl::StrCat("modem", port->index()));

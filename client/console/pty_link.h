@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/pty/pty.h"
 
 namespace atbridge::client {
 
@@ -32,15 +33,13 @@ class PtyLink {
   // Hands the master fd to the caller (e.g. an Asio stream_descriptor), who
   // then owns it. Returns -1 if already released.
   int ReleaseMaster();
-  const std::string& slave_path() const { return slave_path_; }
+  const std::string& slave_path() const { return pty_.slave_path(); }
   const std::string& link_path() const { return link_path_; }
 
  private:
   PtyLink() = default;
 
-  int master_fd_ = -1;
-  int slave_fd_ = -1;
-  std::string slave_path_;
+  pty::Pty pty_;
   std::string link_path_;
   bool linked_ = false;
 };

@@ -37,6 +37,15 @@ MATCHER_P2(StatusIs, code, message_matcher,
   return s.code() == code && ::testing::Matches(message_matcher)(std::string(s.message()));
 }
 
+// A StatusOr that is OK and whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace atbridge::testing
 
 #define ATB_STATUS_TESTING_CONCAT_INNER_(x, y) x##y
