@@ -47,7 +47,8 @@ class MtlsTest : public ::testing::Test {
   }
   void TearDown() override { server_->Shutdown(std::chrono::system_clock::now()); }
 
-  absl::StatusOr<v1::ListPortsResponse> Call(const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  absl::StatusOr<v1::ListPortsResponse> Call(
+      const std::shared_ptr<grpc::ChannelCredentials>& creds) {
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), creds);
     auto stub = v1::Agent::NewStub(channel);
     grpc::ClientContext ctx;
