@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "atbridge/v1/agent.grpc.pb.h"
 #include "bench/bench_util.h"
+#include "common/grpc_status.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -110,8 +111,9 @@ int Run(int iterations, int warmup, const std::string& bin_dir) {
   }
   // ser2net
   Subprocess ser2net;
-  if (std::string s2n = Ser2netPath(); !s2n.empty()) {
-    int port = 20000 + static_cast<int>(getpid() % 20000);
+  absl::StatusOr<int> s2n_port = PickFreeLoopbackPort();
+  if (std::string s2n = Ser2netPath(); !s2n.empty() && s2n_port.ok()) {
+    const int port = *s2n_port;
     std::string cfg = dir.WriteFile(
         "ser2net.yaml", absl::StrCat("%YAML 1.1\n---\nconnection: &m1\n  accepter: tcp,127.0.0.1,",
                                      port, "\n  connector: serialdev,", links,
@@ -130,6 +132,8 @@ int Run(int iterations, int warmup, const std::string& bin_dir) {
         std::fprintf(stderr, "ser2net: %s\n", c.status().ToString().c_str());
       }
     }
+  } else if (!s2n_port.ok()) {
+    std::fprintf(stderr, "ser2net: %s\n", s2n_port.status().ToString().c_str());
   } else {
     std::fprintf(stderr, "ser2net not installed: skipping that column\n");
   }
@@ -146,7 +150,7 @@ int Run(int iterations, int warmup, const std::string& bin_dir) {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       v1::AtResult res;
       grpc::Status s = stub->Execute(&ctx, req, &res);
-      if (!s.ok()) return absl::UnavailableError(s.error_message());
+      if (!s.ok()) return FromGrpcStatus(s);
       if (res.final() != v1::FINAL_RESULT_OK) return absl::InternalError("AT did not answer OK");
       return absl::OkStatus();
     });
@@ -161,7 +165,7 @@ int Run(int iterations, int warmup, const std::string& bin_dir) {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       v1::ListLeasesResponse res;
       grpc::Status s = stub->ListLeases(&ctx, v1::ListLeasesRequest(), &res);
-      return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
+      return FromGrpcStatus(s);
     });
     if (floor.ok()) rows.push_back({"  of which RPC floor (no AT)", *floor});
   }

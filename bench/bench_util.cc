@@ -108,6 +108,24 @@ absl::StatusOr<RawAtClient> RawAtClient::OpenPty(const std::string& path) {
   return RawAtClient(fd);
 }
 
+absl::StatusOr<int> PickFreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    close(fd);
+    return PosixError(err, "bind 127.0.0.1:0");
+  }
+  close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
 absl::StatusOr<RawAtClient> RawAtClient::ConnectTcp(int port, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   absl::Duration backoff = absl::Milliseconds(5);

@@ -31,9 +31,16 @@ std::string FormatMs(absl::Duration d);  // "0.123"
 
 // A raw AT client over a file descriptor (pty or TCP socket): writes a
 // command + CRLF and reads until a final result line.
+// A loopback TCP port that was free a moment ago (the kernel's choice for
+// 127.0.0.1:0), for a daemon that must be given a port number.
+absl::StatusOr<int> PickFreeLoopbackPort();
+
 class RawAtClient {
  public:
   static absl::StatusOr<RawAtClient> OpenPty(const std::string& path);
+  // Connects to 127.0.0.1:`port`, retrying until `timeout`: for a daemon
+  // (ser2net) that prints no readiness line, a refused connect is the only
+  // sign that it is not listening yet.
   static absl::StatusOr<RawAtClient> ConnectTcp(int port, absl::Duration timeout);
   RawAtClient(RawAtClient&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   ~RawAtClient();

@@ -22,7 +22,9 @@
 #include "absl/time/clock.h"
 #include "atbridge/v1/provisioning.grpc.pb.h"
 #include "bench/bench_util.h"
+#include "common/grpc_status.h"
 #include "common/pki/pki.h"
+#include "common/status/errors.h"
 #include "common/proto_time.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -51,7 +53,7 @@ absl::StatusOr<JobRun> RunJob(v1::Provisioning::Stub& stub, const v1::JobSpec& s
   *creq.mutable_spec() = spec;
   v1::Job job;
   grpc::Status s = stub.CreateJob(&cctx, creq, &job);
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat("CreateJob: ", s.error_message()));
+  if (!s.ok()) return Annotate(FromGrpcStatus(s), "CreateJob");
   grpc::ClientContext wctx;
   wctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
   v1::WatchJobRequest wreq;
@@ -63,14 +65,14 @@ absl::StatusOr<JobRun> RunJob(v1::Provisioning::Stub& stub, const v1::JobSpec& s
   s = reader->Finish();
   JobRun run;
   run.elapsed = absl::Now() - t0;
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat("WatchJob: ", s.error_message()));
+  if (!s.ok()) return Annotate(FromGrpcStatus(s), "WatchJob");
   grpc::ClientContext gctx;
   gctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   v1::GetJobRequest greq;
   greq.set_job_id(job.id());
   greq.set_include_executions(true);
   s = stub.GetJob(&gctx, greq, &run.job);
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat("GetJob: ", s.error_message()));
+  if (!s.ok()) return Annotate(FromGrpcStatus(s), "GetJob");
   return run;
 }
 
