@@ -25,9 +25,13 @@
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
   ATB_ASSIGN_OR_RETURN_IMPL_(ATB_STATUS_MACROS_CONCAT_(atb_statusor_, __LINE__), lhs, rexpr)
 
+// `lhs` may be a declaration and `statusor` is a name being declared: neither
+// can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ATB_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)   \
   auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // ATBRIDGE_COMMON_STATUS_STATUS_MACROS_H_

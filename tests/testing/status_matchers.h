@@ -57,9 +57,13 @@ MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
 // ASSERT_OK_AND_ASSIGN(auto x, FunctionReturningStatusOr());
 #define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   ATB_ASSERT_OK_AND_ASSIGN_IMPL_(ATB_STATUS_TESTING_CONCAT_(atb_statusor_, __LINE__), lhs, rexpr)
+// `lhs` may be a declaration and `statusor` is a name being declared: neither
+// can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ATB_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                   \
   ASSERT_TRUE(statusor.ok()) << statusor.status();           \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // ATBRIDGE_TESTS_TESTING_STATUS_MATCHERS_H_
