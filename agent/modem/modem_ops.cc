@@ -288,7 +288,14 @@ Awaitable<absl::StatusOr<v1::AtResult>> RunExecute(OpContext ctx, v1::ExecuteReq
       !s.ok()) {
     co_return s;
   }
-  auto r = co_await Cmd(ctx, request.command(), FromProtoDuration(request.timeout()));
+  const absl::Duration timeout = FromProtoDuration(request.timeout());
+  if (timeout < absl::ZeroDuration() || timeout > kMaxExecuteTimeout) {
+    co_return absl::InvalidArgumentError(absl::StrCat(
+        "timeout ", absl::FormatDuration(timeout), " is out of range (0 for the port's ",
+        absl::FormatDuration(port.command_timeout), ", at most ",
+        absl::FormatDuration(kMaxExecuteTimeout), ")"));
+  }
+  auto r = co_await Cmd(ctx, request.command(), timeout);
   if (!r.ok()) co_return r.status();
   // Keep the known functional mode current when someone switches it by hand.
   std::string upper = absl::AsciiStrToUpper(request.command());

@@ -24,7 +24,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 absl::StatusOr<Caller> CallerOf(grpc::CallbackServerContext* ctx) {
   auto id = tls::IdentityFromAuthContext(*ctx->auth_context());
   if (!id.ok()) {
-    ATB_LOG(WARNING) << "refused " << ctx->peer() << ": " << id.status().message();
+    ATB_LOG(WARNING) << "denied: " << id.status().message() << " (peer " << ctx->peer() << ")";
     return id.status();
   }
   return Caller{.principal = id->principal, .role = id->role, .via_server = false};
