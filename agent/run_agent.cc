@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/service/agent_core.h"
 #include "agent/service/agent_service.h"
@@ -41,19 +42,57 @@ absl::Status RunAgent(const AgentOptions& options) {
 
   asio::io_context io(1);
   auto work = asio::make_work_guard(io);
-  std::thread io_thread([&io] { io.run(); });
   auto random = NewSystemRandom();
   AgentCore core(options, io, OpenAsioSerialPort, SystemClock(), *random);
 
-  auto stop_io = [&] {
+  // Signals are handled from the start: identification can take up to
+  // startup_identify_timeout, and SIGTERM must stop the agent then too.
+  absl::Mutex mu;
+  bool started = false;
+  bool shutdown = false;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    ATB_LOG(INFO) << "signal " << sig << ": shutting down";
+    absl::MutexLock lock(&mu);
+    shutdown = true;
+  });
+  std::thread io_thread([&io] { io.run(); });
+  auto wait_for = [&mu](const bool* a, const bool* b) {
+    auto either = [a, b] { return *a || *b; };
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(&either));
+  };
+  // Stops the ports and the io thread; runs what the core posts meanwhile.
+  auto stop_core = [&] {
+    signals.cancel();
+    core.Stop();
+    absl::Notification drained;
+    asio::post(io, [&drained] { drained.Notify(); });
+    drained.WaitForNotificationWithTimeout(absl::Seconds(5));
     work.reset();
     io.stop();
     io_thread.join();
   };
 
-  absl::Notification started;
-  core.Start([&started] { started.Notify(); });
-  started.WaitForNotification();
+  ATB_LOG(INFO) << "agent " << options.name << ": identifying the modems on "
+                << options.ports.size() << " port(s), up to "
+                << absl::FormatDuration(options.startup_identify_timeout);
+  core.Start([&] {
+    absl::MutexLock lock(&mu);
+    started = true;
+  });
+  wait_for(&started, &shutdown);
+  bool stop_now;
+  {
+    absl::MutexLock lock(&mu);
+    stop_now = shutdown;
+  }
+  if (stop_now) {
+    ATB_LOG(INFO) << "stopped during start-up";
+    stop_core();
+    return absl::OkStatus();
+  }
 
   AgentService service(core);
   grpc::ServerBuilder builder;
@@ -63,8 +102,7 @@ absl::Status RunAgent(const AgentOptions& options) {
   tls::ApplyServerKeepalive(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    core.Stop();
-    stop_io();
+    stop_core();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
 
@@ -79,15 +117,6 @@ absl::Status RunAgent(const AgentOptions& options) {
     uplink->Start();
   }
 
-  absl::Notification shutdown;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&shutdown](const boost::system::error_code& ec, int sig) {
-    if (!ec) {
-      ATB_LOG(INFO) << "signal " << sig << ": shutting down";
-      shutdown.Notify();
-    }
-  });
-
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::printf("atbridge-agent ready on %s:%d\n", host.c_str(), port);
   std::fflush(stdout);
@@ -95,23 +124,23 @@ absl::Status RunAgent(const AgentOptions& options) {
                 << host << ":" << port
                 << (options.server.empty() ? "" : absl::StrCat(", uplink to ", options.server));
 
-  shutdown.WaitForNotification();
+  const bool never = false;
+  wait_for(&shutdown, &never);
 
-  // Order (grpc-notes §7): stop the uplink; stop accepting calls and give
-  // those in flight (a credential transaction) time to finish on the still
-  // running io thread; then stop the ports and the io thread.
+  // Order (grpc-notes §7): end the long streams with UNAVAILABLE (the uplink
+  // after its requests in flight are answered, the consoles at once); stop
+  // accepting calls and give those in flight (a credential transaction)
+  // time to finish on the still running io thread; then stop the ports and
+  // the io thread.
   absl::Time t0 = absl::Now();
   if (uplink) uplink->Stop();
   ATB_LOG(DEBUG) << "uplink stopped after " << absl::Now() - t0;
+  service.FinishStreams(
+      absl::UnavailableError(absl::StrCat("agent ", options.name, " is stopping")));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   ATB_LOG(DEBUG) << "server stopped after " << absl::Now() - t0;
-  core.Stop();
-  absl::Notification drained;
-  asio::post(io, [&drained] { drained.Notify(); });
-  drained.WaitForNotificationWithTimeout(absl::Seconds(5));
   uplink.reset();
-  signals.cancel();
-  stop_io();
+  stop_core();
   server.reset();
   ATB_LOG(DEBUG) << "stopped after " << absl::Now() - t0;
   return absl::OkStatus();

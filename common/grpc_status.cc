@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+
 namespace atbridge {
 
 namespace {
@@ -13,28 +16,69 @@ absl::StatusCode ClampCode(int code) {
   return static_cast<absl::StatusCode>(code);
 }
 
+void AddPayloads(const v1::RpcStatus& from, absl::Status* to) {
+  for (const auto& any : from.details()) {
+    if (!any.type_url().empty()) to->SetPayload(any.type_url(), absl::Cord(any.value()));
+  }
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  v1::RpcStatus rpc = ToRpcStatus(status);
+  if (rpc.details_size() > 0) {
+    std::string details = rpc.SerializeAsString();
+    if (details.size() <= kMaxGrpcStatusDetailsBytes) {
+      return grpc::Status(code, rpc.message(), std::move(details));
+    }
+  }
+  return grpc::Status(code, std::string(status.message()));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(ClampCode(status.error_code()), status.error_message());
+  absl::Status out(ClampCode(status.error_code()), status.error_message());
+  if (!status.error_details().empty()) {
+    v1::RpcStatus rpc;
+    if (rpc.ParseFromString(status.error_details())) AddPayloads(rpc, &out);
+  }
+  return out;
 }
 
 v1::RpcStatus ToRpcStatus(const absl::Status& status) {
   v1::RpcStatus out;
   out.set_code(static_cast<int>(status.code()));
   out.set_message(std::string(status.message()));
+  status.ForEachPayload([&out](absl::string_view type_url, const absl::Cord& payload) {
+    google::protobuf::Any* any = out.add_details();
+    any->set_type_url(std::string(type_url));
+    any->set_value(std::string(payload));
+  });
   return out;
 }
 
 absl::Status FromRpcStatus(const v1::RpcStatus& status) {
   if (status.code() == 0) return absl::OkStatus();
-  return absl::Status(ClampCode(status.code()), status.message());
+  absl::Status out(ClampCode(status.code()), status.message());
+  AddPayloads(status, &out);
+  return out;
+}
+
+std::string StatusDetailTypeUrl(const google::protobuf::Message& message) {
+  return absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name());
+}
+
+void SetStatusDetail(absl::Status* status, const google::protobuf::Message& detail) {
+  if (status->ok()) return;
+  status->SetPayload(StatusDetailTypeUrl(detail), absl::Cord(detail.SerializeAsString()));
+}
+
+bool GetStatusDetail(const absl::Status& status, google::protobuf::Message* detail) {
+  auto payload = status.GetPayload(StatusDetailTypeUrl(*detail));
+  if (!payload.has_value()) return false;
+  return detail->ParseFromString(std::string(*payload));
 }
 
 }  // namespace atbridge

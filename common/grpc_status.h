@@ -1,24 +1,50 @@
 // The one place where absl::Status and grpc::Status are converted. The codes
 // have the same numeric values; messages pass through unchanged.
+//
+// Typed details travel with a status as absl::Status payloads keyed by
+// "type.googleapis.com/<full message name>" and holding the serialized
+// message (SetStatusDetail/GetStatusDetail). They are carried as
+// google.rpc.Status details: in grpc::Status::error_details() (the
+// `grpc-status-details-bin` trailer) and in RpcStatus.details (streams).
 #ifndef ATBRIDGE_COMMON_GRPC_STATUS_H_
 #define ATBRIDGE_COMMON_GRPC_STATUS_H_
 
+#include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 #include "atbridge/v1/common.pb.h"
 
 namespace atbridge {
 
-// absl -> grpc.
+// Serialized details larger than this are dropped from grpc::Status (they
+// travel in a trailer, and peers refuse trailers over 8 KiB); the code and
+// message still go through.
+inline constexpr size_t kMaxGrpcStatusDetailsBytes = 4096;
+
+// absl -> grpc, with the payloads as error_details.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// grpc -> absl.
+// grpc -> absl, with error_details (if they parse) as payloads.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
-// absl -> the RpcStatus message carried inside uplink streams, and back.
+// absl -> the RpcStatus message carried inside uplink streams, and back,
+// payloads included.
 v1::RpcStatus ToRpcStatus(const absl::Status& status);
 absl::Status FromRpcStatus(const v1::RpcStatus& status);
+
+// "type.googleapis.com/atbridge.v1.WriteReport" for a WriteReport.
+std::string StatusDetailTypeUrl(const google::protobuf::Message& message);
+
+// Attaches `detail` to a non-OK status (replacing one of the same type); a
+// no-op on OK.
+void SetStatusDetail(absl::Status* status, const google::protobuf::Message& detail);
+
+// Fills `detail` from the payload of its type; false if there is none or it
+// does not parse.
+bool GetStatusDetail(const absl::Status& status, google::protobuf::Message* detail);
 
 }  // namespace atbridge
 

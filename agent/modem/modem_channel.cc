@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/at/credential_types.h"
 #include "common/at/modem_responses.h"
 #include "common/log.h"
 #include "common/status/errors.h"
@@ -21,6 +22,17 @@ namespace {
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       absl::ToChronoNanoseconds(d));
+}
+
+// A command as it may appear in logs and status messages: secrets redacted
+// first (a %CMNG write of a key or PSK), then shortened.
+std::string Shown(absl::string_view command, size_t max = 40) {
+  std::string shown = at::RedactSecrets(command);
+  if (shown.size() > max) {
+    shown.resize(max);
+    shown += "...";
+  }
+  return shown;
 }
 
 }  // namespace
@@ -149,6 +161,8 @@ void ModemChannel::Open() {
   port_ = *std::move(port);
   ++generation_;
   parser_.Reset();
+  raw_framer_.Reset();
+  EmitRx(rx_redactor_.Flush());
   resync_needed_ = false;
   quote_risk_ = false;
   resyncing_ = false;
@@ -303,6 +317,7 @@ void ModemChannel::PortLost(const absl::Status& why) {
   ++generation_;
   port_->Close();
   port_.reset();
+  EmitRx(rx_redactor_.Flush());
   deadline_timer_.cancel();
   pace_timer_.cancel();
   writing_ = false;
@@ -341,12 +356,15 @@ void ModemChannel::FailAll(const absl::Status& status) {
     queue_.pop_front();
     Deliver(std::move(p.done), status);
   }
-  while (!raw_queue_.empty()) {
-    auto r = std::move(raw_queue_.front());
-    raw_queue_.pop_front();
-    asio::post(io_, [d = std::move(r.done), status]() mutable { d(status); });
+  if (raw_) {
+    asio::post(io_, [d = std::move(raw_->done), status]() mutable { d(status); });
+    raw_.reset();
   }
-  raw_in_flight_ = false;
+  if (raw_phase_ != RawPhase::kNone) {
+    raw_phase_ = RawPhase::kNone;
+    raw_finals_expected_ = 0;
+    Unlock();
+  }
 }
 
 void ModemChannel::Deliver(ReplyCallback done, absl::StatusOr<AtReply> result) {
@@ -371,16 +389,25 @@ void ModemChannel::StartRead() {
       });
 }
 
-void ModemChannel::OnRead(absl::string_view data) {
-  if (transcript_) transcript_->RecordRx(data);
+void ModemChannel::EmitRx(absl::string_view safe) {
+  if (safe.empty()) return;
+  if (transcript_) transcript_->RecordRx(safe);
   for (auto it = watchers_.begin(); it != watchers_.end();) {
     if (auto sp = it->second.lock()) {
-      sp->OnConsoleData(data);
+      sp->OnConsoleData(safe);
       ++it;
     } else {
       it = watchers_.erase(it);
     }
   }
+}
+
+void ModemChannel::OnRead(absl::string_view data) {
+  // The parser sees the real bytes; watchers and the transcript never see
+  // an echoed secret.
+  EmitRx(rx_redactor_.Feed(data));
+  // The modem is still talking: the quiet window of a raw exchange restarts.
+  if (raw_phase_ == RawPhase::kAwaiting) ArmRawQuiet();
   std::vector<at::ParserEvent> events;
   parser_.Feed(data, &events);
   for (auto& e : events) {
@@ -388,6 +415,8 @@ void ModemChannel::OnRead(absl::string_view data) {
       case at::ParserEvent::Type::kComplete:
         if (resyncing_) {
           OnProbeComplete(e.response);
+        } else if (raw_phase_ == RawPhase::kWriting || raw_phase_ == RawPhase::kAwaiting) {
+          OnRawFinal();
         } else if (in_flight_) {
           CompleteInFlight(AtReply{std::move(e.response), clock_.Now() - in_flight_started_});
         }
@@ -404,10 +433,11 @@ void ModemChannel::OnRead(absl::string_view data) {
         }
         break;
       case at::ParserEvent::Type::kUrc:
-        ATB_LOG(DEBUG) << name() << ": URC " << e.line;
+        ATB_LOG(DEBUG) << name() << ": URC " << at::RedactSecrets(e.line);
         break;
       case at::ParserEvent::Type::kStale:
-        ATB_LOG(DEBUG) << name() << ": late reply to an abandoned command: " << e.line;
+        ATB_LOG(DEBUG) << name()
+                       << ": late reply to an abandoned command: " << at::RedactSecrets(e.line);
         break;
       case at::ParserEvent::Type::kGarbage:
       case at::ParserEvent::Type::kPrompt:
@@ -445,28 +475,111 @@ void ModemChannel::WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Sta
     });
     return;
   }
-  raw_queue_.push_back(RawWrite{std::move(bytes), std::move(done)});
+  // Console bytes wait their turn behind transactions, like any operation.
+  Lock([self = shared_from_this(), bytes = std::move(bytes), done = std::move(done)]() mutable {
+    self->StartRaw(std::move(bytes), std::move(done));
+  });
+}
+
+// Lock held.
+void ModemChannel::StartRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done) {
+  if (state_ != ChannelState::kReady || !port_) {
+    asio::post(io_, [d = std::move(done), n = name(), s = state_]() mutable {
+      d(absl::UnavailableError(absl::StrCat("port ", n, " is ", ChannelStateName(s))));
+    });
+    Unlock();
+    return;
+  }
+  raw_ = RawWrite{std::move(bytes), std::move(done)};
+  raw_phase_ = RawPhase::kQueued;
+  Pump();
+}
+
+void ModemChannel::BeginRaw() {
+  std::string bytes = raw_->bytes;
+  std::vector<at::FramerEvent> lines;
+  raw_framer_.Feed(bytes, &lines);
+  // Every command line the bytes complete (also one over the modem's
+  // buffer, which gets ERROR) is answered with one final result.
+  raw_finals_expected_ = static_cast<int>(lines.size());
+  raw_phase_ = RawPhase::kWriting;
+  // What the modem says from now on answers these bytes (the watchers see
+  // it all); it must not reach the next command.
+  if (raw_finals_expected_ > 0) parser_.BeginCommand(at::CommandExpectation{});
+  uint64_t gen = generation_;
+  StartWrite(std::move(bytes), true, nullptr,
+             [self = shared_from_this(), gen] { self->OnRawWritten(gen); });
+}
+
+void ModemChannel::OnRawWritten(uint64_t generation) {
+  if (generation != generation_ || !raw_) return;
+  auto done = std::move(raw_->done);
+  raw_.reset();
+  asio::post(io_, [d = std::move(done)]() mutable { d(absl::OkStatus()); });
+  if (raw_finals_expected_ == 0 || raw_phase_ == RawPhase::kAnswered) {
+    EndRaw();
+    return;
+  }
+  raw_phase_ = RawPhase::kAwaiting;
+  raw_written_at_ = clock_.Now();
+  ArmRawQuiet();
+}
+
+void ModemChannel::OnRawFinal() {
+  if (raw_finals_expected_ > 0) --raw_finals_expected_;
+  if (raw_finals_expected_ > 0) {
+    parser_.BeginCommand(at::CommandExpectation{});
+    return;
+  }
+  if (raw_phase_ == RawPhase::kWriting) {
+    raw_phase_ = RawPhase::kAnswered;  // Ends when the write completes.
+    return;
+  }
+  EndRaw();
+}
+
+void ModemChannel::ArmRawQuiet() {
+  const absl::Duration left =
+      raw_written_at_ + options_.port.command_timeout + LineTime(1) - clock_.Now();
+  const absl::Duration wait =
+      std::max(std::min(options_.console_reply_quiet, left), absl::ZeroDuration());
+  uint64_t seq = ++seq_;
+  deadline_timer_.expires_after(ToChrono(wait));
+  deadline_timer_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
+    if (!ec) self->OnRawQuiet(seq);
+  });
+}
+
+void ModemChannel::OnRawQuiet(uint64_t seq) {
+  if (seq != seq_ || raw_phase_ != RawPhase::kAwaiting) return;
+  // Whatever still comes for the console's command is stale: it is never
+  // taken for the next command's answer.
+  ATB_LOG(DEBUG) << name() << ": console command unanswered after "
+                 << absl::FormatDuration(options_.console_reply_quiet) << " of quiet";
+  parser_.Abandon();
+  resync_needed_ = true;  // As after a command's timeout (design.md §3).
+  EndRaw();
+}
+
+void ModemChannel::EndRaw() {
+  deadline_timer_.cancel();
+  ++seq_;
+  raw_phase_ = RawPhase::kNone;
+  raw_finals_expected_ = 0;
+  Unlock();
   Pump();
 }
 
 void ModemChannel::Pump() {
-  if (!port_ || in_flight_ || resyncing_ || raw_in_flight_ || writing_) return;
-  if (resync_needed_ && (!queue_.empty() || !raw_queue_.empty())) {
+  if (!port_ || in_flight_ || resyncing_ || writing_) return;
+  if (raw_phase_ != RawPhase::kNone && raw_phase_ != RawPhase::kQueued) return;
+  const bool raw_queued = raw_phase_ == RawPhase::kQueued;
+  if (resync_needed_ && (!queue_.empty() || raw_queued)) {
     StartResync();
     return;
   }
-  if (!raw_queue_.empty()) {
-    raw_in_flight_ = true;
-    std::string bytes = std::move(raw_queue_.front().bytes);
-    uint64_t gen = generation_;
-    StartWrite(std::move(bytes), true, nullptr, [self = shared_from_this(), gen] {
-      if (gen != self->generation_ || self->raw_queue_.empty()) return;
-      auto r = std::move(self->raw_queue_.front());
-      self->raw_queue_.pop_front();
-      self->raw_in_flight_ = false;
-      r.done(absl::OkStatus());
-      self->Pump();
-    });
+  if (raw_queued) {
+    BeginRaw();
     return;
   }
   if (queue_.empty()) return;
@@ -496,6 +609,8 @@ void ModemChannel::BeginCommand() {
   }
   uint64_t seq = ++seq_;
   in_flight_started_ = clock_.Now();
+  // The modem's line buffer ends with this command's terminator.
+  raw_framer_.Reset();
   deadline_timer_.expires_after(ToChrono(timeout + write_time));
   deadline_timer_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
     if (!ec) self->OnCommandDeadline(seq);
@@ -572,8 +687,7 @@ void ModemChannel::CompleteInFlight(absl::StatusOr<AtReply> result) {
 void ModemChannel::OnCommandDeadline(uint64_t seq) {
   if (seq != seq_ || !in_flight_ || resyncing_) return;
   const std::string& text = in_flight_->command.text;
-  ATB_LOG(WARNING) << name() << ": no final result within the deadline for " << text.substr(0, 32)
-                   << (text.size() > 32 ? "..." : "");
+  ATB_LOG(WARNING) << name() << ": no final result within the deadline for " << Shown(text);
   parser_.Abandon();
   resync_needed_ = true;
   // A quoted command on a line without flow control may have lost its
@@ -586,10 +700,9 @@ void ModemChannel::OnCommandDeadline(uint64_t seq) {
     PortLost(absl::UnavailableError("write stalled"));
     return;
   }
-  std::string shown = text.size() > 40 ? absl::StrCat(text.substr(0, 40), "...") : text;
   absl::Duration waited = clock_.Now() - in_flight_started_;
   CompleteInFlight(absl::DeadlineExceededError(
-      absl::StrCat(name(), ": no answer to ", shown, " within ",
+      absl::StrCat(name(), ": no answer to ", Shown(text), " within ",
                    absl::FormatDuration(absl::Trunc(waited, absl::Milliseconds(1))))));
 }
 

@@ -6,7 +6,12 @@
 // the link before the next command ("AT" probes, and a lone '"' probe when a
 // quoted command may have lost its closing quote on a line without flow
 // control). Long commands are paced (chunk + gap) on ports without RTS/CTS.
-// All bytes read are fanned out raw to console watchers. A port that vanishes
+// All bytes read are fanned out to console watchers (an echoed secret
+// %CMNG write redacted, see RxRedactor). Raw console bytes (WriteRaw) take
+// the port's Lock() like any operation, so they never land inside a
+// credential transaction, and their answer is never taken for the next
+// command's: after raw bytes that complete a command line the port waits for
+// its final result (or a quiet window) before anything else is sent. A port that vanishes
 // (EIO, EOF, unplug) fails every queued command UNAVAILABLE, is reopened with
 // jittered exponential backoff, and the modem is identified again (AT+CGSN,
 // +CGMI, +CGMM, +CGMR, +CFUN?) before commands are accepted.
@@ -36,6 +41,7 @@
 #include "agent/config/agent_options.h"
 #include "agent/modem/transcript.h"
 #include "agent/serial/serial_port.h"
+#include "common/at/command_parser.h"
 #include "common/at/response_parser.h"
 #include "common/clock.h"
 #include "common/random.h"
@@ -97,6 +103,11 @@ struct ChannelOptions {
   absl::Duration reconnect_initial = absl::Milliseconds(200);
   absl::Duration reconnect_max = absl::Seconds(5);
   int max_resync_probes = 6;
+  // After raw console bytes that complete a command line, the port belongs
+  // to their answer until its final result, or until the modem has been
+  // quiet this long (at most the port's command_timeout in all); a reply
+  // still coming after that is discarded as stale.
+  absl::Duration console_reply_quiet = absl::Seconds(2);
 };
 
 class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
@@ -132,8 +143,9 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
         token, std::move(command));
   }
 
-  // Writes raw console bytes between commands (paced like commands). `done`
-  // runs when they have been written, or with UNAVAILABLE.
+  // Writes raw console bytes between operations (it takes Lock(); paced like
+  // commands). `done` runs when they have been written, or with UNAVAILABLE.
+  // The lock is held on until the modem has answered what they complete.
   void WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done);
 
   // Console fan-out. Watchers are held weakly: a destroyed watcher is skipped.
@@ -181,6 +193,14 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
     std::string bytes;
     absl::AnyInvocable<void(absl::Status)> done;
   };
+  // A raw console write, which holds the port's lock in every phase but kNone.
+  enum class RawPhase {
+    kNone,
+    kQueued,    // Waiting for the writer (or a resync).
+    kWriting,   // Bytes going out.
+    kAnswered,  // Its answer arrived; waiting for the write to complete.
+    kAwaiting,  // Written; waiting for the final results it asked for.
+  };
   enum class ProbeKind { kAt, kQuote };
 
   ModemChannel(boost::asio::io_context& io, ChannelOptions options, SerialPortOpener opener,
@@ -196,6 +216,14 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   void OnRead(absl::string_view data);
   void Pump();
   void BeginCommand();
+  void StartRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done);
+  void BeginRaw();
+  void OnRawWritten(uint64_t generation);
+  void OnRawFinal();
+  void ArmRawQuiet();
+  void OnRawQuiet(uint64_t seq);
+  void EndRaw();
+  void EmitRx(absl::string_view safe);
   void StartWrite(std::string data, bool paced, absl::AnyInvocable<void()> before_last_chunk,
                   absl::AnyInvocable<void()> written);
   void WriteNextChunk();
@@ -230,9 +258,16 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   std::deque<Pending> queue_;
   std::optional<Pending> in_flight_;
   absl::Time in_flight_started_;
-  uint64_t seq_ = 0;  // Identifies the in-flight command or probe for timers.
-  std::deque<RawWrite> raw_queue_;
-  bool raw_in_flight_ = false;
+  uint64_t seq_ = 0;             // Identifies the in-flight command or probe for timers.
+  std::optional<RawWrite> raw_;  // Until written.
+  RawPhase raw_phase_ = RawPhase::kNone;
+  int raw_finals_expected_ = 0;
+  absl::Time raw_written_at_;
+  // Frames console bytes as the modem's AT host does, to count the command
+  // lines they complete (each gets one final result).
+  at::CommandFramer raw_framer_;
+  // What watchers and the transcript may see of the modem's output.
+  RxRedactor rx_redactor_;
 
   // Writer state (one write sequence at a time).
   bool writing_ = false;

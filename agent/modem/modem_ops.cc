@@ -12,6 +12,7 @@
 #include "common/at/credential_types.h"
 #include "common/at/modem_responses.h"
 #include "common/at/pem.h"
+#include "common/grpc_status.h"
 #include "common/pki/pki.h"
 #include "common/proto_time.h"
 #include "common/status/errors.h"
@@ -132,6 +133,22 @@ Awaitable<absl::Status> RestoreCfun(const OpContext& ctx, Steps& steps, const Cf
   ctx.channel->set_cfun(st.before);
   steps.Ok(absl::StrCat("CFUN=4 -> ", st.before));
   co_return absl::OkStatus();
+}
+
+// The status of an operation after its CFUN restore: the operation's own
+// status (its code is the retry contract) with a failed restore added to the
+// message, or the restore's failure when the operation itself succeeded.
+absl::Status WithRestore(absl::Status status, const absl::Status& restored,
+                         absl::string_view done_what) {
+  if (restored.ok()) return status;
+  if (status.ok()) {
+    // Retrying is safe: a write is then skipped and the restore retried.
+    return Annotate(restored,
+                    absl::StrCat(done_what, ", but restoring the functional mode failed"));
+  }
+  return absl::Status(
+      status.code(), absl::StrCat(status.message(), "; restoring the functional mode also failed: ",
+                                  restored.message()));
 }
 
 // The modem's entry for (tag, type), or nullopt.
@@ -271,7 +288,14 @@ Awaitable<absl::StatusOr<v1::AtResult>> RunExecute(OpContext ctx, v1::ExecuteReq
       !s.ok()) {
     co_return s;
   }
-  auto r = co_await Cmd(ctx, request.command(), FromProtoDuration(request.timeout()));
+  const absl::Duration timeout = FromProtoDuration(request.timeout());
+  if (timeout < absl::ZeroDuration() || timeout > kMaxExecuteTimeout) {
+    co_return absl::InvalidArgumentError(absl::StrCat(
+        "timeout ", absl::FormatDuration(timeout), " is out of range (0 for the port's ",
+        absl::FormatDuration(port.command_timeout), ", at most ",
+        absl::FormatDuration(kMaxExecuteTimeout), ")"));
+  }
+  auto r = co_await Cmd(ctx, request.command(), timeout);
   if (!r.ok()) co_return r.status();
   // Keep the known functional mode current when someone switches it by hand.
   std::string upper = absl::AsciiStrToUpper(request.command());
@@ -416,9 +440,20 @@ Awaitable<absl::StatusOr<v1::WriteReport>> RunWriteCredential(OpContext ctx,
   Steps steps(ctx.clock, report.mutable_steps());
   const absl::Time t0 = ctx.clock.Now();
   report.set_cfun_before(-1);
+  // Whatever happened, the caller gets the report: on failure it rides on
+  // the status (common/grpc_status.h) and reaches the client as the call's
+  // error details.
+  auto failed = [&](absl::Status status) {
+    *report.mutable_elapsed() = ToProtoDuration(ctx.clock.Now() - t0);
+    SetStatusDetail(&status, report);
+    return status;
+  };
   steps.Start("validate");
   auto prepared = PrepareWrite(request, ctx.channel->port());
-  if (!prepared.ok()) co_return prepared.status();
+  if (!prepared.ok()) {
+    steps.Failed(prepared.status());
+    co_return failed(prepared.status());
+  }
   report.set_sha256(prepared->sha256);
   report.set_content_bytes(static_cast<uint32_t>(prepared->content.size()));
   for (const auto& r : prepared->repairs) report.add_repairs(r);
@@ -430,7 +465,10 @@ Awaitable<absl::StatusOr<v1::WriteReport>> RunWriteCredential(OpContext ctx,
   if (request.options().dry_run()) {
     steps.Start("compare");
     auto existing = co_await FindEntry(ctx, request.sec_tag(), static_cast<int>(request.type()));
-    if (!existing.ok()) co_return existing.status();
+    if (!existing.ok()) {
+      steps.Failed(existing.status());
+      co_return failed(existing.status());
+    }
     bool same = existing->has_value() && (*existing)->sha256 == prepared->sha256;
     report.set_skipped(same);
     steps.Skipped(same ? "dry run: already present" : "dry run: would write");
@@ -444,12 +482,8 @@ Awaitable<absl::StatusOr<v1::WriteReport>> RunWriteCredential(OpContext ctx,
     status = co_await WriteBody(ctx, request, *prepared, steps, &report);
   }
   absl::Status restored = co_await RestoreCfun(ctx, steps, cfun, request.options().leave_offline());
-  if (status.ok() && !restored.ok()) {
-    // Retrying is safe: the write will be skipped and the restore retried.
-    status = Annotate(restored,
-                      "credential written and verified, but restoring the functional mode failed");
-  }
-  if (!status.ok()) co_return status;
+  status = WithRestore(std::move(status), restored, "credential written and verified");
+  if (!status.ok()) co_return failed(std::move(status));
   *report.mutable_elapsed() = ToProtoDuration(ctx.clock.Now() - t0);
   co_return report;
 }
@@ -484,9 +518,7 @@ Awaitable<absl::StatusOr<v1::DeleteCredentialResponse>> RunDeleteCredential(
     }
   }
   absl::Status restored = co_await RestoreCfun(ctx, steps, cfun, false);
-  if (status.ok() && !restored.ok()) {
-    status = Annotate(restored, "credential deleted, but restoring the functional mode failed");
-  }
+  status = WithRestore(std::move(status), restored, "credential deleted");
   if (!status.ok()) co_return status;
   co_return out;
 }
@@ -529,9 +561,7 @@ Awaitable<absl::StatusOr<v1::GenerateKeyResponse>> RunGenerateKey(OpContext ctx,
     if (!status.ok()) steps.Failed(status);
   }
   absl::Status restored = co_await RestoreCfun(ctx, steps, cfun, false);
-  if (status.ok() && !restored.ok()) {
-    status = Annotate(restored, "key generated, but restoring the functional mode failed");
-  }
+  status = WithRestore(std::move(status), restored, "key generated");
   if (!status.ok()) co_return status;
   co_return out;
 }

@@ -44,6 +44,10 @@ struct PreparedWrite {
 absl::StatusOr<PreparedWrite> PrepareWrite(const v1::WriteCredentialRequest& request,
                                            const PortOptions& port);
 
+// Upper bound of ExecuteRequest.timeout (a network scan, AT+COPS=?, takes a
+// few minutes); more is INVALID_ARGUMENT.
+inline constexpr absl::Duration kMaxExecuteTimeout = absl::Minutes(5);
+
 // The result of an AT command as the API reports it.
 v1::AtResult ToAtResult(const AtReply& reply);
 

@@ -22,7 +22,18 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
       absl::ToChronoNanoseconds(d));
 }
 
-bool IsReadOnly(const v1::AgentRequest& r) {
+// The agent's authorization table (docs/security.md, "On the agent"):
+//   admin, operator, server   every request (force-releasing a lease: admin);
+//   viewer                    the reads below, and Console as a watcher;
+//   automation, agent, none   nothing: automation works through the server's
+//                             jobs, which reach the agent as role server.
+// Requests the server relays (Caller::via_server) were authorized there.
+//
+// What a viewer may call. GetModemInfo with refresh re-runs identification
+// (seven AT commands, AT+CMEE=1 among them): an action, so operator.
+// ListCredentials and ReadCredential are single %CMNG queries; certificates
+// are public and secret types are refused to everyone (RunReadCredential).
+bool ViewerMay(const v1::AgentRequest& r) {
   switch (r.request_case()) {
     case v1::AgentRequest::kListPorts:
     case v1::AgentRequest::kListLeases:
@@ -34,6 +45,11 @@ bool IsReadOnly(const v1::AgentRequest& r) {
     default:
       return false;
   }
+}
+
+// Roles that may act (write, run AT, hold leases, write to a console).
+bool MayAct(v1::Role role) {
+  return role == v1::ROLE_ADMIN || role == v1::ROLE_OPERATOR || role == v1::ROLE_SERVER;
 }
 
 // Requests that change the modem and so respect another principal's lease.
@@ -151,10 +167,10 @@ class AgentCore::ConsoleSessionImpl final
     channel_ = (*port)->channel;
     v1::ConsoleEvent opened;
     opened.set_kind(v1::ConsoleEvent::OPENED);
-    const bool may_write = caller_.via_server || caller_.role == v1::ROLE_OPERATOR ||
-                           caller_.role == v1::ROLE_ADMIN || caller_.role == v1::ROLE_SERVER;
+    const bool may_write = caller_.via_server || MayAct(caller_.role);
     if (open.write() && !may_write) {
-      opened.set_detail(absl::StrCat(caller_.ToString(), " may only watch this console"));
+      opened.set_detail(absl::StrCat(caller_.ToString(),
+                                     " may only watch this console (writing needs operator)"));
     } else if (open.write()) {
       auto held = core_->leases_.Get(port_name_);
       if (held && held->owner() == caller_.principal) {
@@ -235,7 +251,26 @@ class AgentCore::ConsoleSessionImpl final
       return;
     }
     if (!writable_) {
-      done(absl::PermissionDeniedError("this console session is read-only (a watcher)"));
+      // Said to the client, not only to the caller of Write: input is
+      // discarded and it should know why.
+      std::string why = absl::StrCat(
+          "input discarded: this console session on ", port_name_, " is read-only (",
+          MayAct(caller_.role) || caller_.via_server
+              ? "another principal holds the lease, or the session was opened without write"
+              : absl::StrCat(caller_.ToString(), " may only watch"),
+          ")");
+      if (!refusal_logged_) {
+        refusal_logged_ = true;
+        ATB_LOG(WARNING) << "denied: console input from " << caller_.ToString() << " on "
+                         << port_name_ << " (read-only session)";
+      }
+      v1::ConsoleOut out;
+      out.mutable_event()->set_kind(v1::ConsoleEvent::WRITE_REFUSED);
+      out.mutable_event()->set_dropped_bytes(bytes.size());
+      out.mutable_event()->set_detail(why);
+      if (auto held = core_->leases_.Get(port_name_)) *out.mutable_event()->mutable_lease() = *held;
+      sink_->OnConsoleOut(std::move(out));
+      done(absl::PermissionDeniedError(why));
       return;
     }
     absl::Status lease = core_->leases_.CheckWriter(port_name_, caller_.principal);
@@ -273,6 +308,7 @@ class AgentCore::ConsoleSessionImpl final
   std::string port_name_;
   std::shared_ptr<ModemChannel> channel_;
   bool writable_ = false;
+  bool refusal_logged_ = false;
   std::string took_lease_;
   int watcher_id_ = 0;
   bool closed_ = false;
@@ -426,20 +462,21 @@ void AgentCore::ArmLeaseTimer() {
 
 absl::Status AgentCore::Authorize(const Caller& caller, const v1::AgentRequest& request) const {
   if (caller.via_server) return absl::OkStatus();  // The server authorized its user.
-  switch (caller.role) {
-    case v1::ROLE_ADMIN:
-    case v1::ROLE_OPERATOR:
-    case v1::ROLE_SERVER:
-      return absl::OkStatus();
-    case v1::ROLE_VIEWER:
-    case v1::ROLE_AUTOMATION:
-      if (IsReadOnly(request)) return absl::OkStatus();
-      break;
-    default:
-      break;
+  if (MayAct(caller.role)) return absl::OkStatus();
+  std::string why;
+  if (caller.role == v1::ROLE_VIEWER) {
+    if (ViewerMay(request)) return absl::OkStatus();
+    why = request.request_case() == v1::AgentRequest::kGetModemInfo
+              ? "refresh re-identifies the modem with AT commands, which needs operator"
+              : "it needs operator";
+  } else if (caller.role == v1::ROLE_AUTOMATION) {
+    why = "automation works through the server's jobs, not on agents directly";
+  } else {
+    why = "this role has no rights on agents";
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      caller.ToString(), " may not call ", RequestName(request), " on agent ", options_.name));
+  return absl::PermissionDeniedError(absl::StrCat(caller.ToString(), " may not call ",
+                                                  RequestName(request), " on agent ", options_.name,
+                                                  ": ", why));
 }
 
 void AgentCore::Handle(Caller caller, v1::AgentRequest request, absl::Time deadline,
@@ -518,8 +555,10 @@ void AgentCore::Run(const Caller& caller, v1::AgentRequest request, absl::Time d
     case v1::AgentRequest::kReleaseLease: {
       const auto& r = request.release_lease();
       if (r.force() && caller.role != v1::ROLE_ADMIN) {
-        done(absl::PermissionDeniedError(
-            absl::StrCat(caller.ToString(), " may not force-release leases (admin only)")));
+        absl::Status denied = absl::PermissionDeniedError(
+            absl::StrCat(caller.ToString(), " may not force-release leases (admin only)"));
+        ATB_LOG(WARNING) << "denied: " << denied.message();
+        done(std::move(denied));
         return;
       }
       auto lease = leases_.Release(r.port(), caller.principal, r.lease_id(), r.force());
@@ -660,11 +699,12 @@ std::shared_ptr<ConsoleSession> AgentCore::OpenConsole(Caller caller, v1::Consol
   asio::post(io_, [this, session, open = std::move(open)] {
     if (!*alive_) return;
     const Caller& c = session->caller();
-    if (!c.via_server && c.role != v1::ROLE_ADMIN && c.role != v1::ROLE_OPERATOR &&
-        c.role != v1::ROLE_VIEWER && c.role != v1::ROLE_SERVER) {
-      ATB_LOG(WARNING) << "denied: console for " << c.ToString();
-      session->Deny(absl::PermissionDeniedError(
-          absl::StrCat(c.ToString(), " may not open a console on agent ", options_.name)));
+    if (!c.via_server && !MayAct(c.role) && c.role != v1::ROLE_VIEWER) {
+      absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
+          c.ToString(), " may not open a console on agent ", options_.name,
+          c.role == v1::ROLE_AUTOMATION ? ": automation runs no raw AT and no console" : ""));
+      ATB_LOG(WARNING) << "denied: " << denied.message();
+      session->Deny(denied);
       return;
     }
     session->Open(open);

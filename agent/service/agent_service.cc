@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <mutex>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -24,7 +25,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 absl::StatusOr<Caller> CallerOf(grpc::CallbackServerContext* ctx) {
   auto id = tls::IdentityFromAuthContext(*ctx->auth_context());
   if (!id.ok()) {
-    ATB_LOG(WARNING) << "refused " << ctx->peer() << ": " << id.status().message();
+    ATB_LOG(WARNING) << "denied: " << id.status().message() << " (peer " << ctx->peer() << ")";
     return id.status();
   }
   return Caller{.principal = id->principal, .role = id->role, .via_server = false};
@@ -36,9 +37,26 @@ absl::Time DeadlineOf(grpc::CallbackServerContext* ctx) {
   return absl::FromChrono(d);
 }
 
+class ConsoleReactor;
+
+}  // namespace
+
+// The open Console reactors, so that shutdown can finish them. A reactor is
+// added when created and removed in OnDone, under `mu`; it is alive while
+// listed.
+struct AgentService::ConsoleRegistry {
+  std::mutex mu;
+  std::set<ConsoleReactor*> open;
+  bool closing = false;  // FinishStreams was called.
+  grpc::Status closing_status;
+};
+
+namespace {
+
 // Console stream: one reactor per client; output fanned out by the core's
 // io thread into a byte-bounded queue; input written to the port one message
 // at a time (the next read starts when the previous bytes are on the wire).
+// Every operation on the reactor runs under `mu_` and none after Finish.
 class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::ConsoleOut> {
  public:
   class Sink final : public ConsoleSink {
@@ -67,9 +85,19 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
     ConsoleReactor* reactor_;
   };
 
-  ConsoleReactor(AgentCore& core, absl::StatusOr<Caller> caller)
-      : core_(core), caller_(std::move(caller)), sink_(std::make_shared<Sink>(this)) {
+  ConsoleReactor(AgentCore& core, absl::StatusOr<Caller> caller,
+                 AgentService::ConsoleRegistry* registry)
+      : core_(core),
+        caller_(std::move(caller)),
+        sink_(std::make_shared<Sink>(this)),
+        registry_(registry) {
+    std::lock_guard<std::mutex> registry_lock(registry_->mu);
+    registry_->open.insert(this);
     std::lock_guard<std::mutex> lock(mu_);
+    if (registry_->closing) {
+      FinishLocked(registry_->closing_status);
+      return;
+    }
     if (!caller_.ok()) {
       FinishLocked(ToGrpcStatus(caller_.status()));
       return;
@@ -77,8 +105,21 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
     StartRead(&in_);
   }
 
+  // Shutdown: ends the session and the stream now (registry lock held).
+  void Abort(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    CloseSession();
+    FinishLocked(status);
+  }
+
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
+    // A read may complete while Finish runs on another thread (the io
+    // thread, a sink, shutdown): the reactor is not touched after Finish.
+    if (finished_) {
+      if (!ok) CloseSession();
+      return;
+    }
     if (!ok) {
       // The client closed its side (or the call broke): end the session.
       CloseSession();
@@ -140,6 +181,10 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
   }
 
   void OnDone() override {
+    {
+      std::lock_guard<std::mutex> registry_lock(registry_->mu);
+      registry_->open.erase(this);
+    }
     sink_->Detach();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -203,6 +248,7 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
   AgentCore& core_;
   absl::StatusOr<Caller> caller_;
   std::shared_ptr<Sink> sink_;
+  AgentService::ConsoleRegistry* registry_;
   std::mutex mu_;
   v1::ConsoleIn in_;
   std::shared_ptr<ConsoleSession> session_;
@@ -217,6 +263,21 @@ class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleIn, v1::C
 };
 
 }  // namespace
+
+AgentService::AgentService(AgentCore& core)
+    : core_(core), consoles_(std::make_unique<ConsoleRegistry>()) {}
+
+AgentService::~AgentService() = default;
+
+void AgentService::FinishStreams(const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(consoles_->mu);
+  consoles_->closing = true;
+  consoles_->closing_status = ToGrpcStatus(status);
+  if (!consoles_->open.empty()) {
+    ATB_LOG(INFO) << "ending " << consoles_->open.size() << " console stream(s): " << status;
+  }
+  for (ConsoleReactor* r : consoles_->open) r->Abort(consoles_->closing_status);
+}
 
 template <typename Resp, typename Extract>
 grpc::ServerUnaryReactor* AgentService::Unary(grpc::CallbackServerContext* ctx,
@@ -268,7 +329,7 @@ ATB_AGENT_UNARY(GenerateKey, GenerateKeyRequest, GenerateKeyResponse, generate_k
 
 grpc::ServerBidiReactor<v1::ConsoleIn, v1::ConsoleOut>* AgentService::Console(
     grpc::CallbackServerContext* ctx) {
-  return new ConsoleReactor(core_, CallerOf(ctx));
+  return new ConsoleReactor(core_, CallerOf(ctx), consoles_.get());
 }
 
 }  // namespace atbridge::agent

@@ -6,7 +6,9 @@
 #define ATBRIDGE_AGENT_SERVICE_AGENT_SERVICE_H_
 
 #include <cstddef>
+#include <memory>
 
+#include "absl/status/status.h"
 #include "agent/service/agent_core.h"
 #include "atbridge/v1/agent.grpc.pb.h"
 
@@ -18,7 +20,14 @@ class AgentService final : public v1::Agent::CallbackService {
   // watcher gets a DROPPED event (it never stalls the port or others).
   static constexpr size_t kConsoleQueueBytes = 256 * 1024;
 
-  explicit AgentService(AgentCore& core) : core_(core) {}
+  explicit AgentService(AgentCore& core);
+  ~AgentService() override;
+
+  // Finishes every open Console stream with `status` (UNAVAILABLE when the
+  // agent stops) and refuses new ones the same way: long streams must end
+  // before Server::Shutdown (grpc-notes §7). Thread-safe; never call it from
+  // a reaction.
+  void FinishStreams(const absl::Status& status);
 
   grpc::ServerUnaryReactor* ListPorts(grpc::CallbackServerContext* ctx,
                                       const v1::ListPortsRequest* req,
@@ -57,12 +66,16 @@ class AgentService final : public v1::Agent::CallbackService {
                                         const v1::GenerateKeyRequest* req,
                                         v1::GenerateKeyResponse* resp) override;
 
+  // The open Console reactors (an implementation detail of the .cc).
+  struct ConsoleRegistry;
+
  private:
   template <typename Resp, typename Extract>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, v1::AgentRequest request,
                                   Resp* resp, Extract extract);
 
   AgentCore& core_;
+  std::unique_ptr<ConsoleRegistry> consoles_;
 };
 
 }  // namespace atbridge::agent

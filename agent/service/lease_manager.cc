@@ -22,6 +22,14 @@ absl::Duration LeaseManager::ClampTtl(absl::Duration ttl) const {
   return ttl <= absl::ZeroDuration() ? default_ttl_ : ttl;
 }
 
+v1::Lease* LeaseManager::Live(const std::string& port) {
+  auto it = leases_.find(port);
+  if (it == leases_.end() || FromProtoTime(it->second.expires_at()) <= clock_.Now()) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
 std::vector<std::string> LeaseManager::Expire() {
   std::vector<std::string> ended;
   absl::Time now = clock_.Now();
@@ -38,23 +46,21 @@ std::vector<std::string> LeaseManager::Expire() {
 
 absl::StatusOr<v1::Lease> LeaseManager::Acquire(const std::string& port, const std::string& owner,
                                                 const std::string& reason, absl::Duration ttl) {
-  Expire();
   ttl = ClampTtl(ttl);
   if (ttl > max_ttl_) {
     return absl::InvalidArgumentError(absl::StrCat("lease ttl ", absl::FormatDuration(ttl),
                                                    " exceeds the maximum ",
                                                    absl::FormatDuration(max_ttl_)));
   }
-  auto it = leases_.find(port);
   absl::Time now = clock_.Now();
-  if (it != leases_.end()) {
-    if (it->second.owner() != owner) {
-      return absl::FailedPreconditionError(DescribeLease(it->second));
-    }
-    *it->second.mutable_expires_at() = ToProtoTime(now + ttl);
-    if (!reason.empty()) it->second.set_reason(reason);
-    return it->second;
+  if (v1::Lease* held = Live(port)) {
+    if (held->owner() != owner) return absl::FailedPreconditionError(DescribeLease(*held));
+    *held->mutable_expires_at() = ToProtoTime(now + ttl);
+    if (!reason.empty()) held->set_reason(reason);
+    return *held;
   }
+  // Free, or an expired lease not yet announced: the new one replaces it
+  // (and the caller announces the port).
   v1::Lease lease;
   lease.set_port(port);
   lease.set_owner(owner);
@@ -68,28 +74,28 @@ absl::StatusOr<v1::Lease> LeaseManager::Acquire(const std::string& port, const s
 
 absl::StatusOr<v1::Lease> LeaseManager::Renew(const std::string& port, const std::string& owner,
                                               const std::string& lease_id, absl::Duration ttl) {
-  Expire();
   ttl = ClampTtl(ttl);
   if (ttl > max_ttl_) {
     return absl::InvalidArgumentError(
         absl::StrCat("lease ttl exceeds the maximum ", absl::FormatDuration(max_ttl_)));
   }
-  auto it = leases_.find(port);
-  if (it == leases_.end()) {
+  v1::Lease* held = Live(port);
+  if (held == nullptr) {
     return absl::NotFoundError(absl::StrCat("port ", port, " has no lease (it may have expired)"));
   }
-  if (it->second.owner() != owner || it->second.lease_id() != lease_id) {
-    return absl::FailedPreconditionError(DescribeLease(it->second));
+  if (held->owner() != owner || held->lease_id() != lease_id) {
+    return absl::FailedPreconditionError(DescribeLease(*held));
   }
-  *it->second.mutable_expires_at() = ToProtoTime(clock_.Now() + ttl);
-  return it->second;
+  *held->mutable_expires_at() = ToProtoTime(clock_.Now() + ttl);
+  return *held;
 }
 
 absl::StatusOr<v1::Lease> LeaseManager::Release(const std::string& port, const std::string& owner,
                                                 const std::string& lease_id, bool force) {
-  Expire();
+  if (Live(port) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("port ", port, " has no lease"));
+  }
   auto it = leases_.find(port);
-  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("port ", port, " has no lease"));
   if (!force &&
       (it->second.owner() != owner || (!lease_id.empty() && it->second.lease_id() != lease_id))) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -101,24 +107,23 @@ absl::StatusOr<v1::Lease> LeaseManager::Release(const std::string& port, const s
 }
 
 absl::Status LeaseManager::CheckWriter(const std::string& port, const std::string& principal) {
-  Expire();
-  auto it = leases_.find(port);
-  if (it == leases_.end() || it->second.owner() == principal) return absl::OkStatus();
-  return absl::FailedPreconditionError(DescribeLease(it->second));
+  const v1::Lease* held = Live(port);
+  if (held == nullptr || held->owner() == principal) return absl::OkStatus();
+  return absl::FailedPreconditionError(DescribeLease(*held));
 }
 
 std::optional<v1::Lease> LeaseManager::Get(const std::string& port) {
-  Expire();
-  auto it = leases_.find(port);
-  if (it == leases_.end()) return std::nullopt;
-  return it->second;
+  const v1::Lease* held = Live(port);
+  if (held == nullptr) return std::nullopt;
+  return *held;
 }
 
 std::vector<v1::Lease> LeaseManager::List() {
-  Expire();
   std::vector<v1::Lease> out;
   out.reserve(leases_.size());
-  for (const auto& [port, lease] : leases_) out.push_back(lease);
+  for (const auto& [port, lease] : leases_) {
+    if (FromProtoTime(lease.expires_at()) > clock_.Now()) out.push_back(lease);
+  }
   return out;
 }
 

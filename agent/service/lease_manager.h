@@ -1,5 +1,7 @@
 // Exclusive write leases on ports: who holds which port, why, until when.
-// Expired leases vanish lazily (every query checks the clock).
+// Every query treats an expired lease as gone, but only Expire() removes it,
+// so its owner learns of every expiry (and can announce the port's change)
+// however the lease was looked at in between.
 //
 // Thread-compatible: used from the agent's io thread only.
 #ifndef ATBRIDGE_AGENT_SERVICE_LEASE_MANAGER_H_
@@ -42,11 +44,15 @@ class LeaseManager {
   // Earliest expiry among live leases (InfiniteFuture if none), so the owner
   // can arm one timer to announce expiries.
   absl::Time NextExpiry();
-  // Drops expired leases; returns the ports whose lease ended.
+  // Drops expired leases; returns the ports whose lease ended (each exactly
+  // once, even if queries already treated it as gone). Earliest expiry in
+  // NextExpiry() includes expired leases not yet dropped.
   std::vector<std::string> Expire();
 
  private:
   absl::Duration ClampTtl(absl::Duration ttl) const;
+  // The unexpired lease on `port`, or nullptr.
+  v1::Lease* Live(const std::string& port);
 
   Clock& clock_;
   Random& random_;

@@ -1,7 +1,10 @@
 // The atbridge-agent binary end to end: YAML config, readiness line, serving
 // over mTLS, clean exit on SIGTERM.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -70,9 +73,77 @@ ports:
   EXPECT_EQ(resp.ports(0).labels().at("slot"), "left");
   EXPECT_NE(resp.ports(0).modem().imei(), resp.ports(1).modem().imei());
 
+  // A console open at SIGTERM (a long stream) is ended by the agent with
+  // UNAVAILABLE before the server shuts down.
+  grpc::ClientContext cctx;
+  cctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto console = stub->Console(&cctx);
+  v1::ConsoleIn open;
+  open.mutable_open()->set_port("left");
+  ASSERT_TRUE(console->Write(open));
+  v1::ConsoleOut out;
+  ASSERT_TRUE(console->Read(&out));
+  ASSERT_EQ(out.event().kind(), v1::ConsoleEvent::OPENED);
+
+  agent.Signal(SIGTERM);
+  while (console->Read(&out)) {
+  }
+  grpc::Status ended = console->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("bench1 is stopping"), std::string::npos)
+      << ended.error_message();
+  ASSERT_OK_AND_ASSIGN(int code, agent.Wait(absl::Seconds(10)));
+  EXPECT_EQ(code, 0) << agent.Output();
+}
+
+// A pty nobody answers on: a modem that never speaks keeps the agent in
+// its start-up identification.
+class SilentPty {
+ public:
+  SilentPty() {
+    master_ = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master_ >= 0 && grantpt(master_) == 0 && unlockpt(master_) == 0) {
+      slave_ = ptsname(master_);
+    }
+  }
+  ~SilentPty() {
+    if (master_ >= 0) close(master_);
+  }
+  const std::string& slave() const { return slave_; }
+
+ private:
+  int master_ = -1;
+  std::string slave_;
+};
+
+TEST(AgentBinaryTest, SigtermDuringStartUpIdentificationExitsCleanly) {
+  testing::TempDir dir;
+  testing::TestPki pki;
+  testing::TestPki::WriteFiles(pki.Server("bench1", "agent"), dir.path(), "agent");
+  SilentPty pty;
+  ASSERT_FALSE(pty.slave().empty());
+  std::string config =
+      absl::StrCat("name: bench1\nlisten: 127.0.0.1:0\ntls: {ca: ", dir.File("ca.pem"),
+                   ", cert: ", dir.File("agent.pem"), ", key: ", dir.File("agent.key"),
+                   "}\nstartup_identify_timeout: 60s\nports:\n  - name: mute\n"
+                   "    device: ",
+                   pty.slave(), "\n    flow_control: rtscts\n");
+  std::string path = dir.WriteFile("agent.yaml", config);
+  Subprocess agent;
+  ASSERT_OK(agent.Start({BinaryPath("atbridge-agent"), "--config", path}));
+  // The agent says when identification starts; it is waiting on the modem.
+  ASSERT_OK(agent
+                .WaitForLineMatching(
+                    [](const std::string& l) {
+                      return l.find("identifying the modems") != std::string::npos;
+                    },
+                    absl::Seconds(30))
+                .status());
   agent.Signal(SIGTERM);
   ASSERT_OK_AND_ASSIGN(int code, agent.Wait(absl::Seconds(10)));
   EXPECT_EQ(code, 0) << agent.Output();
+  EXPECT_EQ(agent.Output().find("ready on"), std::string::npos) << agent.Output();
+  EXPECT_NE(agent.Output().find("stopped during start-up"), std::string::npos) << agent.Output();
 }
 
 TEST(AgentBinaryTest, RefusesACertificateThatDoesNotMatchItsName) {

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "agent/serial/serial_port.h"
 #include "common/clock.h"
 #include "common/tls/credentials.h"
@@ -22,6 +23,76 @@ absl::Status SimProcess::Start(const TempDir& dir, int count,
   argv.insert(argv.end(), extra.begin(), extra.end());
   if (absl::Status s = proc_.Start(argv); !s.ok()) return s;
   return proc_.WaitForLine("atbridge-sim ready:").status();
+}
+
+FakeUplinkServer::~FakeUplinkServer() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
+absl::Status FakeUplinkServer::Start(const tls::TlsMaterial& material, grpc::Status refuse) {
+  refuse_ = std::move(refuse);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", tls::ServerCredentials(material), &port_);
+  builder.RegisterService(this);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) return absl::UnavailableError("fake uplink server did not start");
+  return absl::OkStatus();
+}
+
+grpc::Status FakeUplinkServer::Connect(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::ServerEnvelope, v1::AgentEnvelope>* stream) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connects_.push_back(absl::Now());
+    cv_.notify_all();
+  }
+  if (refuse_.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      stream_ = stream;
+    }
+    v1::AgentEnvelope msg;
+    while (stream->Read(&msg)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      received_.push_back(msg);
+      cv_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(write_mu_);
+    stream_ = nullptr;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++ended_;
+  cv_.notify_all();
+  return refuse_;
+}
+
+bool FakeUplinkServer::WaitFor(const std::function<bool(const Messages&)>& pred,
+                               absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)),
+                      [&] { return pred(received_); });
+}
+
+bool FakeUplinkServer::WaitForEnded(int n, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)),
+                      [&] { return ended_ >= n; });
+}
+
+FakeUplinkServer::Messages FakeUplinkServer::Received() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return received_;
+}
+
+std::vector<absl::Time> FakeUplinkServer::ConnectTimes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return connects_;
+}
+
+bool FakeUplinkServer::Send(const v1::ServerEnvelope& env) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return stream_ != nullptr && stream_->Write(env);
 }
 
 agent::PortOptions SimPort(const std::string& name, const std::string& device) {

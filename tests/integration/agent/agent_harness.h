@@ -20,6 +20,7 @@
 #include "agent/service/agent_core.h"
 #include "agent/service/agent_service.h"
 #include "atbridge/v1/agent.grpc.pb.h"
+#include "atbridge/v1/uplink.grpc.pb.h"
 #include "common/random.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -77,6 +78,46 @@ class AgentHarness {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, v1::PortInfo> ports_;
+};
+
+// A stand-in for atbridge-server's AgentUplink on 127.0.0.1:0 (sync API):
+// records every envelope agents send, in order, and sends envelopes down
+// the current stream for the test.
+class FakeUplinkServer final : public v1::AgentUplink::Service {
+ public:
+  ~FakeUplinkServer() override;
+
+  // Serves with `material` (its certificate decides the role agents see).
+  // A non-OK `refuse` answers every Connect at once with it (trailers only).
+  absl::Status Start(const tls::TlsMaterial& material, grpc::Status refuse = grpc::Status::OK);
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  using Messages = std::vector<v1::AgentEnvelope>;
+  // Blocks until `pred(received)` holds or the timeout passes.
+  bool WaitFor(const std::function<bool(const Messages&)>& pred,
+               absl::Duration timeout = absl::Seconds(20));
+  // Blocks until `n` streams have ended.
+  bool WaitForEnded(int n, absl::Duration timeout = absl::Seconds(20));
+  Messages Received();
+  std::vector<absl::Time> ConnectTimes();
+  // Writes to the current stream; false if there is none or it broke.
+  bool Send(const v1::ServerEnvelope& env);
+
+  grpc::Status Connect(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::ServerEnvelope, v1::AgentEnvelope>* stream) override;
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  grpc::Status refuse_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Messages received_;
+  std::vector<absl::Time> connects_;
+  int ended_ = 0;
+  std::mutex write_mu_;
+  grpc::ServerReaderWriter<v1::ServerEnvelope, v1::AgentEnvelope>* stream_ = nullptr;
 };
 
 // A port on a sim link with fast timeouts for tests.

@@ -57,6 +57,30 @@ TEST_F(LeaseManagerTest, RenewAndReleaseNeedTheHolder) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(LeaseManagerTest, AnExpiryIsReportedOnceEvenAfterQueriesSawIt) {
+  ASSERT_OK(leases_.Acquire("modem0", "alice", "", absl::Minutes(5)).status());
+  clock_.Advance(absl::Minutes(5));
+  // Queries before the owner's expiry timer runs already see no lease...
+  EXPECT_FALSE(leases_.Get("modem0").has_value());
+  EXPECT_TRUE(leases_.List().empty());
+  EXPECT_OK(leases_.CheckWriter("modem0", "bob"));
+  EXPECT_THAT(leases_.Release("modem0", "alice", "", false), StatusIs(absl::StatusCode::kNotFound));
+  // ...and the timer still learns that it ended, so the change is announced.
+  EXPECT_LE(leases_.NextExpiry(), clock_.Now());
+  EXPECT_EQ(leases_.Expire(), std::vector<std::string>{"modem0"});
+  EXPECT_TRUE(leases_.Expire().empty());
+  EXPECT_EQ(leases_.NextExpiry(), absl::InfiniteFuture());
+}
+
+TEST_F(LeaseManagerTest, AnExpiredLeaseIsReplacedByANewOne) {
+  ASSERT_OK_AND_ASSIGN(v1::Lease old, leases_.Acquire("modem0", "alice", "", absl::Minutes(1)));
+  clock_.Advance(absl::Minutes(2));
+  ASSERT_OK_AND_ASSIGN(v1::Lease bob, leases_.Acquire("modem0", "bob", "", absl::Minutes(1)));
+  EXPECT_NE(bob.lease_id(), old.lease_id());
+  EXPECT_EQ(leases_.Get("modem0")->owner(), "bob");
+  EXPECT_TRUE(leases_.Expire().empty());
+}
+
 TEST_F(LeaseManagerTest, TtlIsBounded) {
   EXPECT_THAT(leases_.Acquire("modem0", "alice", "", absl::Hours(2)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("maximum")));

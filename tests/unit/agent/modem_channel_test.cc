@@ -2,15 +2,22 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "agent/modem/modem_ops.h"
 #include "common/clock.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
 #include "common/random.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/unit/agent/fake_serial.h"
 
 namespace atbridge::agent {
@@ -259,6 +266,179 @@ TEST_F(ModemChannelTest, LockGrantsInOrder) {
   });
   all.WaitForNotification();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+}
+
+// Collects what console watchers see.
+class CollectingWatcher final : public ConsoleWatcher {
+ public:
+  void OnConsoleData(absl::string_view bytes) override { absl::StrAppend(&data, bytes); }
+  void OnConsoleEvent(Event, absl::string_view) override {}
+  std::string data;
+};
+
+TEST_F(ModemChannelTest, RawBytesWaitWhileATransactionHoldsThePort) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+RAW") return std::string("OK\r\n");
+    return std::nullopt;
+  };
+  Start();
+  absl::Notification locked;
+  OnIo([&] { channel_->Lock([&locked] { locked.Notify(); }); });
+  locked.WaitForNotification();
+  // Console bytes arrive in the middle of the transaction.
+  absl::Notification raw_done;
+  absl::Status raw_status = absl::UnknownError("not called");
+  OnIo([&] {
+    channel_->WriteRaw("AT+RAW\r\n", [&](absl::Status s) {
+      raw_status = s;
+      raw_done.Notify();
+    });
+  });
+  // The transaction's own commands go on and get their own answers.
+  for (const char* cmd : {"AT+CGMM", "AT+CGMR"}) {
+    ASSERT_OK_AND_ASSIGN(AtReply r, Command(cmd));
+    EXPECT_EQ(r.response.lines.size(), 1u) << cmd;
+  }
+  std::string sent;
+  OnIo([&] { sent = line_->from_host; });
+  EXPECT_FALSE(absl::StrContains(sent, "AT+RAW")) << sent;
+  EXPECT_FALSE(raw_done.HasBeenNotified());
+  // Only when the transaction ends do the console bytes go.
+  OnIo([&] { channel_->Unlock(); });
+  raw_done.WaitForNotification();
+  EXPECT_OK(raw_status);
+  OnIo([&] { sent = line_->from_host; });
+  EXPECT_TRUE(absl::EndsWith(sent, "AT+CGMR\r\nAT+RAW\r\n")) << sent;
+}
+
+TEST_F(ModemChannelTest, ACommandAfterRawBytesGetsItsOwnAnswer) {
+  extra_ = [this](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+RAW") {
+      // The modem executes the console's command for 50 ms (not reading,
+      // as an AT host does), then answers it.
+      line_->busy = true;
+      auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(50));
+      t->async_wait([this, t](const boost::system::error_code&) {
+        line_->busy = false;
+        line_->Send("OK\r\n");
+      });
+    }
+    return std::nullopt;
+  };
+  Start();
+  absl::Notification done;
+  absl::StatusOr<AtReply> reply;
+  OnIo([&] {
+    channel_->WriteRaw("AT+RAW\r", [](absl::Status) {});
+    channel_->Submit(AtCommand{.text = "AT+CGMM"}, [&](absl::StatusOr<AtReply> r) {
+      reply = std::move(r);
+      done.Notify();
+    });
+  });
+  done.WaitForNotification();
+  ASSERT_OK(reply.status());
+  ASSERT_EQ(reply->response.lines.size(), 1u);
+  EXPECT_EQ(reply->response.lines[0], "nRF9160-SICA");
+  EXPECT_TRUE(reply->response.final.ok());
+}
+
+TEST_F(ModemChannelTest, RawBytesThatCompleteNoLineDoNotHoldThePort) {
+  Start();
+  absl::Notification written;
+  OnIo([&] { channel_->WriteRaw("AT+CG", [&](absl::Status) { written.Notify(); }); });
+  written.WaitForNotification();
+  // The modem now holds "AT+CG"; the line completed by the next bytes is
+  // one command, answered once.
+  absl::Notification again;
+  OnIo([&] { channel_->WriteRaw("MM\r\n", [&](absl::Status) { again.Notify(); }); });
+  again.WaitForNotification();
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMR"));
+  ASSERT_EQ(r.response.lines.size(), 1u);
+  EXPECT_EQ(r.response.lines[0], "mfw_nrf9160_1.3.5");
+}
+
+TEST_F(ModemChannelTest, AnUnansweredConsoleCommandReleasesThePortAfterTheQuietWindow) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (cmd == "AT+SILENT") return std::string();
+    return std::nullopt;
+  };
+  Start([](ChannelOptions& o) { o.console_reply_quiet = absl::Milliseconds(50); });
+  OnIo([&] { channel_->WriteRaw("AT+SILENT\r\n", [](absl::Status) {}); });
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+  ASSERT_EQ(r.response.lines.size(), 1u);
+  EXPECT_EQ(r.response.lines[0], "nRF9160-SICA");
+}
+
+// A write whose answer never comes, on a modem that echoes commands (ATE1):
+// the PSK must appear nowhere — not in the status, the report, the log, the
+// transcript or what console watchers see.
+TEST_F(ModemChannelTest, ATimedOutPskWriteLeaksItNowhere) {
+  const std::string psk = "c0ffee5ec2e7a11ce0ddba11deadbeef";
+  testing::TempDir dir;
+  std::mutex log_mu;
+  std::string logged;
+  log::SetLevel(log::Level::kDebug);
+  log::SetSinkForTesting([&](log::Level, absl::string_view m) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    absl::StrAppend(&logged, m, "\n");
+  });
+  extra_ = [this](const std::string& cmd) -> std::optional<std::string> {
+    if (absl::StartsWith(cmd, "AT%CMNG=0")) {
+      // Echoed back in two pieces, then never answered.
+      line_->Send(cmd.substr(0, 20));
+      line_->Send(cmd.substr(20) + "\r\n");
+      return std::string();
+    }
+    if (absl::StartsWith(cmd, "AT%CMNG=1")) return std::string("OK\r\n");
+    return std::nullopt;
+  };
+  Start([&dir](ChannelOptions& o) { o.port.transcript_file = dir.File("modem0.log"); });
+  auto watcher = std::make_shared<CollectingWatcher>();
+  OnIo([&] { channel_->AddWatcher(watcher); });
+
+  v1::WriteCredentialRequest req;
+  req.set_port("modem0");
+  req.set_sec_tag(7);
+  req.set_type(v1::PSK);
+  req.set_content(psk);
+  absl::Notification done;
+  absl::StatusOr<v1::WriteReport> result;
+  Clock& clock = SystemClock();
+  OnIo([&] {
+    boost::asio::co_spawn(io_, RunWriteCredential(OpContext{channel_, clock}, req),
+                          [&](const std::exception_ptr&, absl::StatusOr<v1::WriteReport> r) {
+                            result = std::move(r);
+                            done.Notify();
+                          });
+  });
+  done.WaitForNotification();
+  log::SetSinkForTesting(nullptr);
+  log::SetLevel(log::Level::kInfo);
+
+  // Unanswered, then not found by verify: DATA_LOSS, with the report.
+  ASSERT_THAT(result, testing::StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(std::string(result.status().message()), ::testing::Not(::testing::HasSubstr(psk)));
+  v1::WriteReport report;
+  ASSERT_TRUE(GetStatusDetail(result.status(), &report));
+  std::vector<std::string> names;
+  for (const auto& step : report.steps()) {
+    names.push_back(step.name());
+    EXPECT_THAT(step.detail(), ::testing::Not(::testing::HasSubstr(psk))) << step.name();
+  }
+  EXPECT_THAT(names, ::testing::Contains("write"));
+  EXPECT_THAT(names, ::testing::Contains("verify"));
+  EXPECT_THAT(report.DebugString(), ::testing::Not(::testing::HasSubstr(psk)));
+  {
+    std::lock_guard<std::mutex> lock(log_mu);
+    EXPECT_THAT(logged, ::testing::HasSubstr("no final result within the deadline"));
+    EXPECT_THAT(logged, ::testing::Not(::testing::HasSubstr(psk))) << logged;
+  }
+  std::string seen;
+  OnIo([&] { seen = watcher->data; });
+  EXPECT_THAT(seen, ::testing::HasSubstr("redacted"));
+  EXPECT_THAT(seen, ::testing::Not(::testing::HasSubstr(psk.substr(0, 8)))) << seen;
+  std::string transcript = testing::ReadFileOrDie(dir.File("modem0.log"));
+  EXPECT_THAT(transcript, ::testing::Not(::testing::HasSubstr(psk.substr(0, 8)))) << transcript;
 }
 
 TEST(ExpectationForTest, DerivesEchoAndInfoPrefix) {
