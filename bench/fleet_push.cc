@@ -24,8 +24,8 @@
 #include "bench/bench_util.h"
 #include "common/grpc_status.h"
 #include "common/pki/pki.h"
-#include "common/status/errors.h"
 #include "common/proto_time.h"
+#include "common/status/errors.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
