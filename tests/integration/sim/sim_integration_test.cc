@@ -203,6 +203,44 @@ TEST(SimIntegrationTest, IdentificationFramingAndChains) {
   EXPECT_EQ(sim.process().running(), true);
 }
 
+// Item 1 of issue 4: a 5.9 KB chain in one write is one command too long
+// for the AT host buffer. It gets exactly one ERROR and the next command its
+// normal answer (the framer once reset its quote state at the cap: 31 ERRORs,
+// then the closing quote swallowed the next AT).
+TEST(SimIntegrationTest, OverlongQuotedPemGetsOneErrorAndTheModemStaysUsable) {
+  const std::string chain = BuildChain(5900);
+  ASSERT_GT(chain.size(), 4096u);
+  SimProcess sim;
+  ASSERT_OK(sim.Start({}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_OK(c->Write(absl::StrCat(CmngWrite(9, 0, chain), "AT\r\n")));
+  ASSERT_OK_AND_ASSIGN(AtAnswer overflow, c->ReadAnswer());
+  EXPECT_EQ(overflow.final, "ERROR");
+  EXPECT_THAT(overflow.lines, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(AtAnswer at, c->ReadAnswer());
+  EXPECT_EQ(at.final, "OK") << "the AT right behind the chain";
+  EXPECT_THAT(at.lines, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(AtAnswer again, c->Command("AT+CFUN?\r\n"));
+  EXPECT_THAT(again.lines, ElementsAre("+CFUN: 4"));
+  EXPECT_THAT(ListTag(*c, 9), IsEmpty());
+}
+
+// Corpus case 15 exactly as given (an odd quote) reaches the cap with the
+// command behind it: one ERROR, no hang; the modem resumes after the quote
+// is closed.
+TEST(SimIntegrationTest, OddQuoteHitsTheCapWithOneError) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--max-command", "16"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_OK(c->Write("\r\n+X: \"abc\r\nOK\r\n"));
+  ASSERT_OK_AND_ASSIGN(AtAnswer capped, c->Command("AT\r\n"));
+  EXPECT_EQ(capped.final, "ERROR");
+  ASSERT_OK(c->Write("\"\r\n"));
+  ASSERT_OK_AND_ASSIGN(AtAnswer at, c->Command("AT\r\n"));
+  EXPECT_EQ(at.final, "OK");
+  EXPECT_THAT(at.lines, IsEmpty());
+}
+
 TEST(SimIntegrationTest, CmngErrorCodesAndByteExactRead) {
   SimProcess sim;
   ASSERT_OK(sim.Start({"--capacity", "3"}));
