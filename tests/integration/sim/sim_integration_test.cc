@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <iostream>
 #include <set>
@@ -239,6 +240,68 @@ TEST(SimIntegrationTest, OddQuoteHitsTheCapWithOneError) {
   ASSERT_OK_AND_ASSIGN(AtAnswer at, c->Command("AT\r\n"));
   EXPECT_EQ(at.final, "OK");
   EXPECT_THAT(at.lines, IsEmpty());
+}
+
+// The simulator records when it has seen the last tool close modem0: the
+// point after which a real port would have dropped what nobody read. Tests
+// wait for it (an event, not a sleep) before the next tool opens; a tool
+// that opens sooner races the close exactly as on hardware, where an answer
+// still under way reaches whoever has the port open when it arrives.
+constexpr char kModem0Closed[] = "modem0 note \"the last tool closed the port";
+
+TEST(SimIntegrationTest, AnAnswerNobodyReadIsGoneAtTheNextOpen) {
+  ::atbridge::testing::TempDir files;
+  const std::string transcript = files.File("transcript.txt");
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--transcript", transcript}));
+  {
+    ASSERT_OK_AND_ASSIGN(auto first, PtyClient::Open(sim.Link(0)));
+    ASSERT_OK(first->Write("AT+CGMR\r\n"));
+  }  // Closed without reading the answer.
+  ASSERT_OK(WaitForFileText(transcript, kModem0Closed, 1).status());
+
+  // The next tool does not flush its input (PtyClient never does).
+  ASSERT_OK_AND_ASSIGN(auto next, PtyClient::Open(sim.Link(0)));
+  ASSERT_OK(next->Write("AT+CFUN?\r\n"));
+  ASSERT_OK_AND_ASSIGN(std::string got, next->ReadUntil("OK\r\n"));
+  EXPECT_EQ(got, "+CFUN: 4\r\nOK\r\n");
+  ASSERT_OK(next->Write("AT\r\n"));
+  ASSERT_OK_AND_ASSIGN(std::string ok, next->ReadUntil("OK\r\n"));
+  EXPECT_EQ(ok, "OK\r\n");
+}
+
+// A tool that leaves an echoing, canonical line behind (stty sane, a
+// terminal program) does not impose it on the next one: the next open finds
+// the line raw and the answers byte-exact, and the simulator's output is
+// not echoed back to it as input while nobody has the port.
+TEST(SimIntegrationTest, TermiosAToolLeftBehindDoNotOutliveIt) {
+  ::atbridge::testing::TempDir files;
+  const std::string transcript = files.File("transcript.txt");
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--transcript", transcript}));
+  {
+    ASSERT_OK_AND_ASSIGN(auto first, PtyClient::Open(sim.Link(0)));
+    struct termios t;
+    ASSERT_EQ(tcgetattr(first->fd(), &t), 0);
+    t.c_lflag |= ECHO | ICANON;
+    t.c_iflag |= ICRNL;
+    t.c_oflag |= OPOST | ONLCR;
+    ASSERT_EQ(tcsetattr(first->fd(), TCSANOW, &t), 0);
+  }
+  ASSERT_OK(WaitForFileText(transcript, kModem0Closed, 1).status());
+
+  ASSERT_OK_AND_ASSIGN(auto next, PtyClient::Open(sim.Link(0), {.configure = false}));
+  struct termios t;
+  ASSERT_EQ(tcgetattr(next->fd(), &t), 0);
+  EXPECT_EQ(t.c_lflag & (ECHO | ICANON), 0u);
+  EXPECT_EQ(t.c_iflag & ICRNL, 0u);
+  EXPECT_EQ(t.c_oflag & OPOST, 0u);
+  ASSERT_OK(next->Write("AT+CFUN?\r"));
+  ASSERT_OK_AND_ASSIGN(std::string got, next->ReadUntil("OK\r\n"));
+  EXPECT_EQ(got, "+CFUN: 4\r\nOK\r\n");
+  ASSERT_OK(next->Write("AT\r\n"));
+  ASSERT_OK_AND_ASSIGN(std::string ok, next->ReadUntil("OK\r\n"));
+  EXPECT_EQ(ok, "OK\r\n") << "nothing was echoed back and answered in between";
 }
 
 TEST(SimIntegrationTest, CmngErrorCodesAndByteExactRead) {
