@@ -31,7 +31,7 @@ struct ModemConfig {
   std::string model = "nRF9151-LACA";
   std::string firmware = "mfw_nrf91x1_2.0.2";
   int capacity = 32;
-  bool accept_crlf = false;
+  bool accept_crlf = true;
   int initial_cfun = 4;
   double flaky = 0.0;
   std::set<FlakyMode> flaky_modes;

@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -353,6 +354,46 @@ TEST(SimIntegrationTest, CmngErrorCodesAndByteExactRead) {
 
   EXPECT_EQ(Final(*c, "AT%CMNG=3,7,3\r\n"), "OK");
   EXPECT_THAT(ListTag(*c, 7), SizeIs(2));
+}
+
+// What a type 0/1 write accepts (issue 4, item 5): any well-formed PEM,
+// CRLF included by default, each stored and hashed byte for byte; the forms
+// users really broke are 527.
+TEST(SimIntegrationTest, CertificateFormsTheModemTakes) {
+  const std::string pem = AmazonPem();
+  std::vector<std::string> lines = absl::StrSplit(pem, '\n');
+  std::string b64;
+  for (size_t i = 1; i + 1 < lines.size(); ++i) b64 += lines[i];
+  std::string wrapped76 = lines.front() + "\n";
+  for (size_t i = 0; i < b64.size(); i += 76) absl::StrAppend(&wrapped76, b64.substr(i, 76), "\n");
+  wrapped76 += lines.back();
+  const std::string crlf = absl::StrReplaceAll(pem, {{"\n", "\r\n"}});
+
+  SimProcess sim;
+  ASSERT_OK(sim.Start({}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+  EXPECT_EQ(Final(*c, CmngWrite(31, 0, wrapped76)), "OK");
+  EXPECT_THAT(ListTag(*c, 31),
+              ElementsAre(absl::StrCat("%CMNG: 31,0,\"", pki::Sha256Hex(wrapped76), "\"")));
+  EXPECT_EQ(Final(*c, CmngWrite(32, 0, crlf)), "OK");
+  EXPECT_THAT(ListTag(*c, 32),
+              ElementsAre(absl::StrCat("%CMNG: 32,0,\"", pki::Sha256Hex(crlf), "\"")));
+  ASSERT_OK_AND_ASSIGN(AtAnswer read, c->Command("AT%CMNG=2,32,0\r\n"));
+  ASSERT_OK_AND_ASSIGN(auto entry, at::ParseCmngLine(read.lines.at(0)));
+  EXPECT_EQ(entry.content, crlf) << "read back CRLF and all";
+  for (const std::string& broken :
+       {" " + pem, absl::StrReplaceAll(pem, {{"\n", " "}}),
+        absl::StrReplaceAll(pem, {{"\n", "\\n"}}), absl::StrReplaceAll(pem, {{"\n", "\n "}})}) {
+    EXPECT_EQ(Final(*c, CmngWrite(33, 0, broken)), "+CME ERROR: 527") << absl::CHexEscape(broken);
+  }
+
+  SimProcess strict;
+  ASSERT_OK(strict.Start({"--reject-crlf"}));
+  ASSERT_OK_AND_ASSIGN(auto s, PtyClient::Open(strict.Link(0)));
+  ASSERT_EQ(Final(*s, "AT+CMEE=1\r\n"), "OK");
+  EXPECT_EQ(Final(*s, CmngWrite(32, 0, crlf)), "+CME ERROR: 527");
+  EXPECT_EQ(Final(*s, CmngWrite(32, 0, wrapped76)), "OK");
 }
 
 TEST(SimIntegrationTest, BurstWithoutFlowControlLosesBytesPacedWriteIsIntact) {

@@ -93,10 +93,14 @@ TEST_F(ModemTest, CmeeSelectsTheErrorForm) {
 TEST_F(ModemTest, CmngRules) {
   ASSERT_EQ(Run("AT+CMEE=1"), "OK\r\n");
   const std::string pem = AmazonPem();
-  // 527: what the modem refuses for certificates; with CRLF only if allowed.
+  // 527: what the modem refuses for certificates. CRLF is accepted by
+  // default and hashed as sent.
   EXPECT_EQ(Run("AT%CMNG=0,1,0,\"HONKHONK\""), "+CME ERROR: 527\r\n");
   std::string crlf = absl::StrReplaceAll(pem, {{"\n", "\r\n"}});
-  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,1,1,\"", crlf, "\"")), "+CME ERROR: 527\r\n");
+  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,1,1,\"", crlf, "\"")), "OK\r\n");
+  EXPECT_EQ(Info("AT%CMNG=1,1,1"),
+            std::vector<std::string>{absl::StrCat("%CMNG: 1,1,\"", pki::Sha256Hex(crlf), "\"")});
+  EXPECT_EQ(Run("AT%CMNG=3,1,1"), "OK\r\n");
   // Well-formed, but a key the modem's TLS stack does not support.
   auto ca = pki::CreateCa({});
   ASSERT_TRUE(ca.ok());
@@ -140,10 +144,21 @@ TEST_F(ModemTest, CmngRules) {
   EXPECT_EQ(Run("AT%CMNG=3,2147483648,0"), "+CME ERROR: 514\r\n");
 }
 
-TEST(ModemCapacityTest, FullStoreAndCrlfOption) {
+TEST(ModemCapacityTest, RejectCrlfModelsTheFieldReport) {
+  ModemConfig config;
+  config.accept_crlf = false;
+  Modem modem(config, kImei, 1);
+  ASSERT_EQ(modem.HandleCommandLine("AT+CMEE=1").bytes, "OK\r\n");
+  std::string crlf = absl::StrReplaceAll(AmazonPem(), {{"\n", "\r\n"}});
+  EXPECT_EQ(modem.HandleCommandLine(absl::StrCat("AT%CMNG=0,1,0,\"", crlf, "\"")).bytes,
+            "+CME ERROR: 527\r\n");
+  EXPECT_EQ(modem.HandleCommandLine(absl::StrCat("AT%CMNG=0,1,0,\"", AmazonPem(), "\"")).bytes,
+            "OK\r\n");
+}
+
+TEST(ModemCapacityTest, FullStore) {
   ModemConfig config;
   config.capacity = 1;
-  config.accept_crlf = true;
   Modem modem(config, kImei, 1);
   ASSERT_EQ(modem.HandleCommandLine("AT+CMEE=1").bytes, "OK\r\n");
   std::string crlf = absl::StrReplaceAll(AmazonPem(), {{"\n", "\r\n"}});
