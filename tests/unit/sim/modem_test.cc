@@ -66,17 +66,69 @@ TEST_F(ModemTest, AnswersLikeAnNrf91AtHost) {
 TEST_F(ModemTest, CfunValuesAndChains) {
   for (int mode : {0, 1, 2, 4, 20, 21, 30, 31, 40, 41, 44}) {
     EXPECT_EQ(Run(absl::StrCat("AT+CFUN=", mode)), "OK\r\n") << mode;
-    EXPECT_EQ(modem_.state().cfun, mode);
   }
   for (const char* bad : {"AT+CFUN=3", "AT+CFUN=5", "AT+CFUN=-1", "AT+CFUN=\"4\"", "AT+CFUN"}) {
     EXPECT_EQ(Run(bad), "ERROR\r\n") << bad;
   }
   EXPECT_EQ(Run("AT+CFUN=4;+CFUN?"), "+CFUN: 4\r\nOK\r\n");
+  EXPECT_EQ(Run("AT+CFUN=?"), "+CFUN: (0,1,2,4,20,21,30,31,40,41,44)\r\nOK\r\n");
   EXPECT_EQ(Run("AT+CFUN=0;+CFUN=3;+CFUN=1"), "ERROR\r\n");
   EXPECT_EQ(modem_.state().cfun, 0) << "a chain runs in order up to its first error";
   Modem::Reply r = modem_.HandleCommandLine("AT+CFUN=4");
   EXPECT_TRUE(r.state_changed);
   EXPECT_FALSE(modem_.HandleCommandLine("AT+CFUN?").state_changed);
+}
+
+// LTE, GNSS and the UICC are switched one at a time; +CFUN? reports the
+// resulting mode, and credentials can be changed only while neither LTE nor
+// GNSS is active. (The sim once reported the last value set: after 21 then
+// 31 it said 31 and let writes through with LTE on.)
+TEST_F(ModemTest, CfunSubModesAndWhenCredentialsCanChange) {
+  ASSERT_EQ(Run("AT+CMEE=1"), "OK\r\n");
+  const std::string write = absl::StrCat("AT%CMNG=0,5,0,\"", AmazonPem(), "\"");
+  struct Step {
+    const char* set;
+    int reported;
+    bool writable;
+  };
+  for (const Step& step : std::vector<Step>{{"AT+CFUN=21", 1, false},
+                                            {"AT+CFUN=31", 1, false},
+                                            {"AT+CFUN=20", 1, false},  // GNSS still on.
+                                            {"AT+CFUN=30", 44, true},  // UICC still on.
+                                            {"AT+CFUN=40", 4, true},
+                                            {"AT+CFUN=31", 1, false},
+                                            {"AT+CFUN=4", 4, true},
+                                            {"AT+CFUN=2", 2, false},
+                                            {"AT+CFUN=44", 44, true},
+                                            {"AT+CFUN=1", 1, false},
+                                            {"AT+CFUN=0", 0, true},
+                                            {"AT+CFUN=41", 44, true},
+                                            {"AT+CFUN=21", 1, false},
+                                            {"AT+CFUN=20", 44, true}}) {
+    ASSERT_EQ(Run(step.set), "OK\r\n") << step.set;
+    EXPECT_EQ(Run("AT+CFUN?"), absl::StrCat("+CFUN: ", step.reported, "\r\nOK\r\n")) << step.set;
+    EXPECT_EQ(modem_.state().cfun, step.reported) << step.set;
+    const char* expected = step.writable ? "OK\r\n" : "+CME ERROR: 518\r\n";
+    EXPECT_EQ(Run(write), expected) << step.set;
+    EXPECT_EQ(Run(step.writable ? "AT%CMNG=3,5,0" : "AT%CMNG=3,1,0"),
+              step.writable ? "OK\r\n" : "+CME ERROR: 518\r\n")
+        << step.set;
+    EXPECT_EQ(Run("AT%KEYGEN=6,2,1").substr(0, 3), step.writable ? "%KE" : "+CM") << step.set;
+  }
+  // A persisted mode comes back as the same mode.
+  for (int mode : {0, 1, 2, 4, 44}) {
+    ModemState state;
+    state.cfun = mode;
+    Modem restored(config_, kImei, 2);
+    restored.RestoreState(state);
+    EXPECT_EQ(restored.HandleCommandLine("AT+CFUN?").bytes,
+              absl::StrCat("+CFUN: ", mode, "\r\nOK\r\n"));
+  }
+  // --cfun 21 at first boot: LTE on from offline.
+  ModemConfig lte_on;
+  lte_on.initial_cfun = 21;
+  Modem booted(lte_on, kImei, 3);
+  EXPECT_EQ(booted.HandleCommandLine("AT+CFUN?").bytes, "+CFUN: 1\r\nOK\r\n");
 }
 
 TEST_F(ModemTest, CmeeSelectsTheErrorForm) {
