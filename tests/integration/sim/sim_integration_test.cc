@@ -1,11 +1,19 @@
 // atbridge-sim over real ptys: the binary is started as a subprocess and
 // driven through DIR/modemK with plain POSIX I/O, as host tools do.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/at/modem_responses.h"
 #include "common/pki/pki.h"
+#include "common/status/status_macros.h"
 #include "tests/integration/sim/sim_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -108,48 +117,273 @@ std::vector<std::string> ListTag(PtyClient& c, uint32_t tag) {
   return a->lines;
 }
 
-TEST(SimIntegrationTest, NrfcredstoreStyleSessionReopeningThePortBetweenCommands) {
+// nrfcredstore (pascal-nordic/nrfcredstore, src/nrfcredstore: cli.py,
+// comms.py, command_interface.py, credstore.py; pyserial serialposix.py)
+// byte for byte, one invocation of the tool per Invocation:
+//  - pyserial open(): O_RDWR|O_NOCTTY|O_NONBLOCK; raw termios (CLOCAL|CREAD,
+//    no ICANON/ECHO*/ISIG/IEXTEN, no OPOST/ONLCR/OCRNL, no INLCR/IGNCR/ICRNL/
+//    IGNBRK/PARMRK, CS8, 1 stop bit, no parity, no XON/XOFF, CRTSCTS as
+//    rtscts=True sets it, VMIN=0 VTIME=0); TIOCMBIS DTR (EINVAL/ENOTTY
+//    ignored); reset_input_buffer();
+//  - Comms._init_serial(): reset_output_buffer(), write("\r\n"), flush(),
+//    sleep(0.2), reset_input_buffer();
+//  - main(): detect_shell_mode() writes "at AT+CGSN" (a shell probe) up to 3
+//    times, then "AT+CGSN", each without flushing, each read by
+//    expect_response("OK", "ERROR", "", timeout=2) and accepted when a
+//    15-digit number came with OK; enable_error_codes(): AT+CMEE=1;
+//    exec_cmd(): AT+CFUN=4, then the subcommand;
+//  - every at_command(): reset_input_buffer(), then command + "\r\n" in one
+//    write (a %CMNG write carries file.read().rstrip(): the PEM with its LF
+//    newlines and no trailing newline, in quotes);
+//  - expect_response(): pyserial readline() (bytes up to '\n', timeout 3 s),
+//    strip(), skip empty lines; ends at a line == "OK" or "ERROR" or starting
+//    with "+CME ERROR".
+// It never opens the port twice at once and closes it when the process ends.
+class Nrfcredstore {
+ public:
+  // What one expect_response() saw.
+  struct Response {
+    bool ok = false;
+    std::string final;               // The line that ended it ("" on timeout).
+    std::vector<std::string> lines;  // Stripped non-empty lines before it.
+    std::string raw;                 // Every byte read.
+  };
+
+  static absl::StatusOr<std::unique_ptr<Nrfcredstore>> Invoke(const std::string& port) {
+    int fd = open(port.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return absl::InternalError(absl::StrCat("open ", port, ": ", strerror(errno)));
+    std::unique_ptr<Nrfcredstore> tool(new Nrfcredstore(fd));
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0) return absl::InternalError("tcgetattr");
+    t.c_cflag |= CLOCAL | CREAD;
+    t.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ECHOE | ECHOK | ECHONL | ISIG | IEXTEN |
+                                        ECHOCTL | ECHOKE);
+    t.c_oflag &= ~static_cast<tcflag_t>(OPOST | ONLCR | OCRNL);
+    t.c_iflag &= ~static_cast<tcflag_t>(INLCR | IGNCR | ICRNL | IGNBRK | IUCLC | PARMRK);
+    cfsetispeed(&t, B115200);
+    cfsetospeed(&t, B115200);
+    t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | CSTOPB | PARENB | PARODD | CMSPAR);
+    t.c_cflag |= CS8 | CRTSCTS;
+    t.c_iflag &= ~static_cast<tcflag_t>(INPCK | ISTRIP | IXON | IXOFF | IXANY);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(fd, TCSANOW, &t) != 0) return absl::InternalError("tcsetattr");
+    int dtr = TIOCM_DTR;
+    if (ioctl(fd, TIOCMBIS, &dtr) != 0 && errno != EINVAL && errno != ENOTTY) {
+      return absl::InternalError(absl::StrCat("TIOCMBIS: ", strerror(errno)));
+    }
+    tcflush(fd, TCIFLUSH);  // Serial.open() -> reset_input_buffer()
+    tcflush(fd, TCOFLUSH);  // Comms._init_serial(): reset_output_buffer()
+    RETURN_IF_ERROR(tool->WriteAll("\r\n"));
+    tcdrain(fd);
+    // Its time.sleep(0.2): nothing may come back for the empty line.
+    std::string early = tool->ReadFor(absl::Milliseconds(200));
+    if (!early.empty()) {
+      return absl::InternalError(
+          absl::StrCat("answer to an empty line: ", absl::CHexEscape(early)));
+    }
+    tcflush(fd, TCIFLUSH);
+    return tool;
+  }
+
+  ~Nrfcredstore() { close(fd_); }
+
+  // detect_shell_mode(): every probe's response, in order.
+  std::vector<Response> DetectShellMode() {
+    std::vector<Response> seen;
+    for (const char* cmd : {"at AT+CGSN", "AT+CGSN"}) {
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_OK(WriteAll(absl::StrCat(cmd, "\r\n")));
+        seen.push_back(ExpectResponse(absl::Seconds(2)));
+        const Response& r = seen.back();
+        if (r.ok && !r.lines.empty() &&
+            std::regex_search(r.lines.back(), std::regex("[0-9]{15}"))) {
+          shell_ = absl::StartsWith(cmd, "at ");
+          return seen;
+        }
+      }
+    }
+    return seen;
+  }
+  bool shell() const { return shell_; }
+
+  // at_command() followed by expect_response().
+  Response AtCommand(absl::string_view command) {
+    tcflush(fd_, TCIFLUSH);
+    EXPECT_OK(WriteAll(absl::StrCat(command, "\r\n")));
+    return ExpectResponse(absl::Seconds(15));
+  }
+
+  // main() up to exec_cmd()'s subcommand: probe, CMEE=1, CFUN=4.
+  void Prologue() {
+    std::vector<Response> probes = DetectShellMode();
+    ASSERT_THAT(probes, SizeIs(4)) << "three shell probes, then AT+CGSN";
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(probes[i].raw, "ERROR\r\n") << "at AT+CGSN";
+    EXPECT_THAT(probes[3].raw, MatchesRegex("[0-9]{15}\r\nOK\r\n"));
+    EXPECT_FALSE(shell());
+    EXPECT_EQ(AtCommand("AT+CMEE=1").raw, "OK\r\n");
+    EXPECT_EQ(AtCommand("AT+CFUN=4").raw, "OK\r\n");
+  }
+
+ private:
+  explicit Nrfcredstore(int fd) : fd_(fd) {}
+
+  absl::Status WriteAll(absl::string_view bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = write(fd_, bytes.data() + off, bytes.size() - off);
+      if (n >= 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return absl::InternalError(absl::StrCat("write: ", strerror(errno)));
+      struct pollfd p = {fd_, POLLOUT, 0};  // pyserial's select() for writability.
+      poll(&p, 1, 1000);
+    }
+    return absl::OkStatus();
+  }
+
+  // Bytes arriving within `timeout`.
+  std::string ReadFor(absl::Duration timeout) {
+    std::string out;
+    absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      int ms =
+          static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+      struct pollfd p = {fd_, POLLIN, 0};
+      if (poll(&p, 1, ms) <= 0) return out;
+      char buf[256];
+      ssize_t n = read(fd_, buf, sizeof(buf));
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  // pyserial readline(): one byte at a time up to '\n', each read waiting
+  // up to the port timeout (3 s). Empty on timeout.
+  std::string ReadLine() {
+    std::string line;
+    for (;;) {
+      struct pollfd p = {fd_, POLLIN, 0};
+      if (poll(&p, 1, 3000) <= 0) return line;
+      char c;
+      ssize_t n = read(fd_, &c, 1);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) return line;
+      raw_ += c;
+      line += c;
+      if (c == '\n') return line;
+    }
+  }
+
+  Response ExpectResponse(absl::Duration timeout) {
+    Response r;
+    raw_.clear();
+    absl::Time end = absl::Now() + timeout;
+    while (absl::Now() < end) {
+      std::string line(absl::StripAsciiWhitespace(ReadLine()));
+      if (line.empty()) continue;
+      if (line == "OK" || line == "ERROR" || absl::StartsWith(line, "+CME ERROR")) {
+        r.ok = line == "OK";
+        r.final = line;
+        break;
+      }
+      r.lines.push_back(line);
+    }
+    r.raw = raw_;
+    return r;
+  }
+
+  int fd_;
+  bool shell_ = true;
+  std::string raw_;
+};
+
+// The issue's acceptance test: a client that speaks like nrfcredstore works
+// against DIR/modem0 unmodified, the port opened and closed by each run.
+TEST(SimIntegrationTest, NrfcredstoreRunsAgainstTheLinkUnmodified) {
   SimProcess sim;
   ASSERT_OK(sim.Start({"--count", "2"}));
   const std::string port = sim.Link(0);
+  using Response = Nrfcredstore::Response;
 
-  ASSERT_OK_AND_ASSIGN(AtAnswer imei, OneShot(port, "AT+CGSN\r\n"));
-  ASSERT_EQ(imei.final, "OK");
-  ASSERT_THAT(imei.lines, SizeIs(1));
-  EXPECT_THAT(imei.lines[0], MatchesRegex("[0-9]{15}"));
-  EXPECT_TRUE(LuhnOk(imei.lines[0])) << imei.lines[0];
-
-  ASSERT_OK_AND_ASSIGN(AtAnswer cmee, OneShot(port, "AT+CMEE=1\r\n"));
-  EXPECT_EQ(cmee.final, "OK");
-  EXPECT_THAT(cmee.lines, IsEmpty());
-  ASSERT_OK_AND_ASSIGN(AtAnswer cfun, OneShot(port, "AT+CFUN=4\r\n"));
-  EXPECT_EQ(cfun.final, "OK");
-
-  // The whole write in one write(): LF newlines, no trailing newline.
-  ASSERT_OK_AND_ASSIGN(AtAnswer write, OneShot(port, CmngWrite(16842753, 0, AmazonPem())));
-  EXPECT_EQ(write.final, "OK");
-  EXPECT_THAT(write.lines, IsEmpty());
-
-  ASSERT_OK_AND_ASSIGN(AtAnswer list, OneShot(port, "AT%CMNG=1,16842753,0\r\n"));
-  EXPECT_EQ(list.final, "OK");
-  EXPECT_THAT(list.lines, ElementsAre(absl::StrCat("%CMNG: 16842753,0,\"", kAmazonSha, "\"")));
-
-  // CMEE is on: errors carry their code. Both broken forms users really sent.
+  std::string imei;
+  {  // nrfcredstore DIR/modem0 imei
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand("AT+CGSN");
+    ASSERT_TRUE(r.ok);
+    ASSERT_THAT(r.lines, SizeIs(1));
+    imei = r.lines[0].substr(0, 15);
+    EXPECT_EQ(r.raw, absl::StrCat(imei, "\r\nOK\r\n"));
+    EXPECT_TRUE(LuhnOk(imei)) << imei;
+  }
+  // nrfcredstore DIR/modem0 write 16842753 ROOT_CA_CERT AmazonRootCA1.pem
+  const std::string cert(
+      absl::StripTrailingAsciiWhitespace(ReadFileOrDie(TestDataPath("pem/AmazonRootCA1.pem"))));
+  ASSERT_EQ(cert, AmazonPem());
+  {
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand(absl::StrCat("AT%CMNG=0,16842753,0,\"", cert, "\""));
+    EXPECT_EQ(r.raw, "OK\r\n");
+  }
+  {  // nrfcredstore DIR/modem0 list --tag 16842753 --type ROOT_CA_CERT
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand("AT%CMNG=1,16842753,0");
+    // calculate_expected_hash(): SHA-256 of the text, upper-case hex.
+    EXPECT_EQ(r.raw, absl::StrCat("%CMNG: 16842753,0,\"", pki::Sha256Hex(cert), "\"\r\nOK\r\n"));
+    EXPECT_EQ(pki::Sha256Hex(cert), kAmazonSha);
+  }
+  // Both broken forms users really sent: CMEE is on, so 527 with its code.
   for (const char* seed :
        {"pem/seed-spaces-instead-of-newlines.txt", "pem/seed-literal-backslash-n.txt"}) {
-    std::string content = ReadFileOrDie(TestDataPath(seed));
-    while (!content.empty() && content.back() == '\n') content.pop_back();
-    ASSERT_OK_AND_ASSIGN(AtAnswer bad, OneShot(port, CmngWrite(20, 0, content)));
-    EXPECT_EQ(bad.final, "+CME ERROR: 527") << seed;
+    const std::string content(
+        absl::StripTrailingAsciiWhitespace(ReadFileOrDie(TestDataPath(seed))));
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand(absl::StrCat("AT%CMNG=0,20,0,\"", content, "\""));
+    EXPECT_EQ(r.raw, "+CME ERROR: 527\r\n") << seed;
+    EXPECT_FALSE(r.ok);
   }
-  ASSERT_OK_AND_ASSIGN(AtAnswer none, OneShot(port, "AT%CMNG=1,20\r\n"));
-  EXPECT_THAT(none.lines, IsEmpty());
+  {  // nrfcredstore DIR/modem0 generate 16842753 csr.der
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand("AT%KEYGEN=16842753,2,0");
+    ASSERT_TRUE(r.ok) << r.raw;
+    ASSERT_THAT(r.lines, SizeIs(1));
+    // credstore.keygen(): the part before '.' of the quoted blob, base64url.
+    std::string blob = std::vector<std::string>(absl::StrSplit(r.lines[0], '"')).at(1);
+    ASSERT_OK_AND_ASSIGN(std::string der, at::Base64UrlDecode(blob.substr(0, blob.find('.'))));
+    EXPECT_OK(pki::CsrSubject(der).status());
+  }
+  {  // nrfcredstore DIR/modem0 attoken
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand("AT%ATTESTTOKEN");
+    ASSERT_TRUE(r.ok);
+    EXPECT_THAT(r.raw, MatchesRegex("%ATTESTTOKEN: \"[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\"\r\nOK\r\n"));
+  }
+  {  // nrfcredstore DIR/modem0 delete 16842753 ROOT_CA_CERT; list
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    EXPECT_EQ(tool->AtCommand("AT%CMNG=3,16842753,0").raw, "OK\r\n");
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto tool, Nrfcredstore::Invoke(port));
+    ASSERT_NO_FATAL_FAILURE(tool->Prologue());
+    Response r = tool->AtCommand("AT%CMNG=1");
+    EXPECT_THAT(r.raw, MatchesRegex("%CMNG: 16842753,2,\"[0-9A-F]{64}\"\r\nOK\r\n"))
+        << "only the generated key is left";
+  }
 
   // The other modem is independent: a different IMEI, empty store.
   ASSERT_OK_AND_ASSIGN(AtAnswer imei1, OneShot(sim.Link(1), "AT+CGSN=1\r\n"));
   ASSERT_THAT(imei1.lines, SizeIs(1));
   EXPECT_THAT(imei1.lines[0], MatchesRegex("\\+CGSN: \"[0-9]{15}\""));
-  EXPECT_THAT(imei1.lines[0], Not(HasSubstr(imei.lines[0])));
+  EXPECT_THAT(imei1.lines[0], Not(HasSubstr(imei)));
   ASSERT_OK_AND_ASSIGN(AtAnswer list1, OneShot(sim.Link(1), "AT%CMNG=1\r\n"));
   EXPECT_THAT(list1.lines, IsEmpty());
 
