@@ -219,9 +219,13 @@ absl::StatusOr<AtAnswer> OneShot(const std::string& path, absl::string_view byte
 
 SimProcess::SimProcess() : link_dir_(dir_.File("links")) {}
 
-absl::Status SimProcess::Start(const std::vector<std::string>& args, absl::Duration timeout) {
-  std::vector<std::string> argv = {::atbridge::testing::BinaryPath("atbridge-sim"), "--link-dir",
-                                   link_dir_};
+absl::Status SimProcess::Start(const std::vector<std::string>& args, absl::Duration timeout,
+                               const std::vector<std::string>& wrapper) {
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& arg :
+       {::atbridge::testing::BinaryPath("atbridge-sim"), std::string("--link-dir"), link_dir_}) {
+    argv.push_back(arg);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   process_ = std::make_unique<::atbridge::testing::Subprocess>();
   absl::Time start = absl::Now();

@@ -82,8 +82,11 @@ class SimProcess {
  public:
   SimProcess();
   // Starts with --link-dir <dir>/links plus `args`; waits for the ready line.
+  // `wrapper` (e.g. {"/usr/bin/prlimit", "--nofile=1024:4096"}) is run with
+  // the simulator's command line as its arguments.
   absl::Status Start(const std::vector<std::string>& args,
-                     absl::Duration timeout = absl::Seconds(30));
+                     absl::Duration timeout = absl::Seconds(30),
+                     const std::vector<std::string>& wrapper = {});
   // SIGTERM and wait; returns the exit code.
   absl::StatusOr<int> Stop();
   std::string Link(int k) const;

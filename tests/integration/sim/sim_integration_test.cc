@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -391,6 +392,48 @@ TEST(SimIntegrationTest, NrfcredstoreRunsAgainstTheLinkUnmodified) {
   EXPECT_EQ(code, 0);
   struct stat st;
   EXPECT_NE(lstat(port.c_str(), &st), 0) << "links are removed at exit";
+}
+
+// AmazonRootCA1.pem exactly as the file is, trailing newline included: the
+// modem stores those bytes and lists the SHA-256 of exactly them.
+TEST(SimIntegrationTest, ListedShaIsTheShaOfTheExactBytesWritten) {
+  const std::string file = ReadFileOrDie(TestDataPath("pem/AmazonRootCA1.pem"));
+  ASSERT_TRUE(absl::EndsWith(file, "-----END CERTIFICATE-----\n"));
+  SimProcess sim;
+  ASSERT_OK(sim.Start({}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_EQ(Final(*c, "AT+CMEE=1\r\n"), "OK");
+  ASSERT_EQ(Final(*c, CmngWrite(7, 0, file)), "OK");
+  const std::string sha = pki::Sha256Hex(file);
+  EXPECT_THAT(ListTag(*c, 7), ElementsAre(absl::StrCat("%CMNG: 7,0,\"", sha, "\"")));
+  EXPECT_NE(sha, kAmazonSha) << "the newline is part of what is hashed";
+  ASSERT_EQ(Final(*c, CmngWrite(8, 0, AmazonPem())), "OK");
+  EXPECT_THAT(ListTag(*c, 8), ElementsAre(absl::StrCat("%CMNG: 8,0,\"", kAmazonSha, "\"")));
+  ASSERT_OK_AND_ASSIGN(AtAnswer read, c->Command("AT%CMNG=2,7,0\r\n"));
+  ASSERT_OK_AND_ASSIGN(auto entry, at::ParseCmngLine(read.lines.at(0)));
+  EXPECT_EQ(entry.content, file);
+}
+
+// Corpus case 19 over a real pty: what the sim actually answers.
+TEST(SimIntegrationTest, CfunTestAndChainAnswers) {
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--cfun", "1"}));
+  ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(0)));
+  ASSERT_OK(c->Write("AT+CFUN=?\r"));
+  ASSERT_OK_AND_ASSIGN(std::string test, c->ReadUntil("OK\r\n"));
+  EXPECT_EQ(test, "+CFUN: (0,1,2,4,20,21,30,31,40,41,44)\r\nOK\r\n");
+  ASSERT_OK(c->Write("AT+CFUN=4;+CFUN?\r"));
+  ASSERT_OK_AND_ASSIGN(std::string chain, c->ReadUntil("OK\r\n"));
+  EXPECT_EQ(chain, "+CFUN: 4\r\nOK\r\n");
+  // Sub-modes: LTE on, then GNSS on, reads 1 and refuses credential changes.
+  ASSERT_OK(c->Write("AT+CMEE=1;+CFUN=21;+CFUN=31;+CFUN?\r"));
+  ASSERT_OK_AND_ASSIGN(std::string sub, c->ReadUntil("OK\r\n"));
+  EXPECT_EQ(sub, "+CFUN: 1\r\nOK\r\n");
+  EXPECT_EQ(Final(*c, CmngWrite(1, 0, AmazonPem())), "+CME ERROR: 518");
+  ASSERT_OK(c->Write("AT+CFUN=20;+CFUN=30;+CFUN?\r"));
+  ASSERT_OK_AND_ASSIGN(std::string off, c->ReadUntil("OK\r\n"));
+  EXPECT_EQ(off, "+CFUN: 44\r\nOK\r\n");
+  EXPECT_EQ(Final(*c, CmngWrite(1, 0, AmazonPem())), "OK");
 }
 
 TEST(SimIntegrationTest, IdentificationFramingAndChains) {
@@ -946,6 +989,46 @@ TEST(SimIntegrationTest, ThousandModems) {
   EXPECT_EQ(imeis.size(), 1000u);
   std::cerr << "1000 modems: ready after " << sim.startup_time() << ", all answered AT+CGSN in "
             << absl::Now() - start << "\n";
+  ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
+  EXPECT_EQ(code, 0);
+}
+
+// 1,000 modems need 2,000+ descriptors: started under a soft limit of 1,024
+// (as many shells and CI runners set it), the simulator raises its own soft
+// limit up to the hard one and every modem works, first, middle and last.
+TEST(SimIntegrationTest, ThousandModemsUnderALowSoftFileLimit) {
+  const char* prlimit = "/usr/bin/prlimit";
+  if (access(prlimit, X_OK) != 0) GTEST_SKIP() << "no prlimit (util-linux)";
+  struct rlimit lim;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
+  const rlim_t hard = lim.rlim_max == RLIM_INFINITY ? 1048576 : lim.rlim_max;
+  if (hard < 2200) GTEST_SKIP() << "hard RLIMIT_NOFILE " << hard << " is too low for 1000 modems";
+  SimProcess sim;
+  ASSERT_OK(sim.Start({"--count", "1000"}, absl::Seconds(30),
+                      {prlimit, absl::StrCat("--nofile=1024:", hard)}));
+  const std::string limits = ReadFileOrDie(absl::StrCat("/proc/", sim.process().pid(), "/limits"));
+  // /proc/<pid>/limits: "Max open files  <soft>  <hard>  files".
+  uint64_t soft = 0;
+  for (absl::string_view line : absl::StrSplit(limits, '\n')) {
+    if (!absl::StartsWith(line, "Max open files")) continue;
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line.substr(strlen("Max open files")), ' ', absl::SkipEmpty());
+    ASSERT_FALSE(fields.empty());
+    ASSERT_TRUE(absl::SimpleAtoi(fields[0], &soft)) << line;
+  }
+  EXPECT_GE(soft, 2 * 1000u + 64) << "started at 1024, raised by the simulator";
+  std::set<std::string> imeis;
+  for (int k : {0, 499, 999}) {
+    ASSERT_OK_AND_ASSIGN(auto c, PtyClient::Open(sim.Link(k)));
+    ASSERT_OK_AND_ASSIGN(AtAnswer imei, c->Command("AT+CGSN\r\n"));
+    ASSERT_EQ(imei.final, "OK") << "modem" << k;
+    ASSERT_THAT(imei.lines, SizeIs(1));
+    EXPECT_TRUE(LuhnOk(imei.lines[0]));
+    imeis.insert(imei.lines[0]);
+    EXPECT_EQ(Final(*c, CmngWrite(k, 0, AmazonPem())), "OK") << "modem" << k;
+    EXPECT_THAT(ListTag(*c, k), ElementsAre(absl::StrCat("%CMNG: ", k, ",0,\"", kAmazonSha, "\"")));
+  }
+  EXPECT_EQ(imeis.size(), 3u);
   ASSERT_OK_AND_ASSIGN(int code, sim.Stop());
   EXPECT_EQ(code, 0);
 }
