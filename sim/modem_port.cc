@@ -163,7 +163,9 @@ void ModemPort::StartRead() {
 }
 
 bool ModemPort::ToolPresent() {
-  if (watch_ == 0) return true;
+  // Once let go, a tool is known to be there until the hangup; only then
+  // can a pending open change the answer (and cost a syscall).
+  if (watch_ == 0 || !pty_.holds_slave()) return true;
   watcher_->TakeOpens();
   return !pty_.holds_slave();
 }
@@ -195,7 +197,7 @@ void ModemPort::OnHangup() {
 void ModemPort::OnRead(const boost::system::error_code& ec, size_t n) {
   // An open that already happened is known before anything is answered (a
   // tool's IN_OPEN is queued before its first write).
-  if (watch_ != 0) watcher_->TakeOpens();
+  if (watch_ != 0 && pty_.holds_slave()) watcher_->TakeOpens();
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
     if (watch_ != 0 && (ec == asio::error::eof ||
