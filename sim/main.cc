@@ -57,7 +57,14 @@ int Main(int argc, char** argv) {
   app.add_option("--imei-base", o.imei_base,
                  "First IMEI (14 digits, or 15 with a valid check digit); default: derived "
                  "from the absolute link dir");
-  app.add_flag("--accept-crlf", o.accept_crlf, "Accept CRLF line endings in type 0/1 PEMs");
+  bool reject_crlf = false;
+  bool accept_crlf = false;
+  auto* reject_crlf_flag = app.add_flag(
+      "--reject-crlf", reject_crlf,
+      "Answer 527 to type 0/1 PEMs with CRLF line endings (a field report; default: accepted "
+      "and hashed as sent, as nrfcloud-utils relies on)");
+  app.add_flag("--accept-crlf", accept_crlf, "The default; kept for old command lines")
+      ->excludes(reject_crlf_flag);
   app.add_option("--log-level", log_level, "debug, info, warning, error, off")
       ->capture_default_str();
 
@@ -67,6 +74,7 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
   o.flow_control = !no_flow_control;
+  o.accept_crlf = !reject_crlf;
   o.max_command = max_command;
   o.fifo_bytes = fifo;
   if (seed_opt->count() > 0) o.seed = seed;

@@ -79,7 +79,81 @@ Modem::Modem(const ModemConfig& config, std::string imei, uint64_t seed)
       uuid_(DerivedUuid("device uuid", imei_)),
       uuid_text_(FormatUuid(uuid_)),
       random_(NewSeededRandom(seed)) {
-  state_.cfun = config_.initial_cfun;
+  cfun_ = CfunState::FromMode(config_.initial_cfun);
+  state_.cfun = cfun_.Reported();
+}
+
+void Modem::RestoreState(ModemState state) {
+  state_ = std::move(state);
+  cfun_ = CfunState::FromMode(state_.cfun);
+  state_.cfun = cfun_.Reported();
+}
+
+void CfunState::Apply(int fun) {
+  switch (fun) {
+    case 0:
+    case 4:
+      *this = CfunState();
+      minimum = fun == 0;
+      break;
+    case 1:
+      lte = Lte::kOn;
+      gnss = true;
+      uicc = true;
+      minimum = false;
+      break;
+    case 2:
+      lte = Lte::kReceiveOnly;
+      uicc = true;
+      minimum = false;
+      break;
+    case 44:
+      *this = CfunState();
+      uicc = true;
+      break;
+    case 20:
+      lte = Lte::kOff;
+      break;
+    case 21:
+      lte = Lte::kOn;
+      uicc = true;
+      minimum = false;
+      break;
+    case 30:
+      gnss = false;
+      break;
+    case 31:
+      gnss = true;
+      minimum = false;
+      break;
+    case 40:
+      uicc = false;
+      break;
+    case 41:
+      uicc = true;
+      minimum = false;
+      break;
+    default:
+      break;
+  }
+}
+
+int CfunState::Reported() const {
+  if (lte == Lte::kReceiveOnly) return 2;
+  if (lte == Lte::kOn || gnss) return 1;
+  if (minimum) return 0;
+  return uicc ? 44 : 4;
+}
+
+bool CfunState::Active() const {
+  const int mode = Reported();
+  return mode == 1 || mode == 2;
+}
+
+CfunState CfunState::FromMode(int fun) {
+  CfunState state;  // Offline (4).
+  state.Apply(fun);
+  return state;
 }
 
 Modem::~Modem() = default;
@@ -195,7 +269,7 @@ Modem::Outcome Modem::Cfun(const at::AtCommand& cmd, std::vector<std::string>* l
                            bool* changed) {
   switch (cmd.type) {
     case at::AtCommand::Type::kRead:
-      lines->push_back(absl::StrCat("+CFUN: ", state_.cfun));
+      lines->push_back(absl::StrCat("+CFUN: ", cfun_.Reported()));
       return Outcome::Ok();
     case at::AtCommand::Type::kTest:
       lines->push_back(CfunSupportLine());
@@ -206,8 +280,9 @@ Modem::Outcome Modem::Cfun(const at::AtCommand& cmd, std::vector<std::string>* l
           !IsAcceptedCfun(static_cast<int>(mode))) {
         return Outcome::Error();
       }
-      if (state_.cfun != mode) {
-        state_.cfun = static_cast<int>(mode);
+      cfun_.Apply(static_cast<int>(mode));
+      if (state_.cfun != cfun_.Reported()) {
+        state_.cfun = cfun_.Reported();
         *changed = true;
       }
       return Outcome::Ok();
@@ -290,7 +365,7 @@ Modem::Outcome Modem::Cmng(const at::AtCommand& cmd, std::vector<std::string>* l
       }
       std::string passwd;
       if (!GetOptionalString(p, 4, &passwd)) return Outcome::Error();
-      if (at::IsActiveCfun(state_.cfun)) return Outcome::Cme(kCmeActive);
+      if (cfun_.Active()) return Outcome::Cme(kCmeActive);
       if (tag > kMaxUserTag || type >= 5) return Outcome::Cme(kCmeNoAccess);
       const std::string& content = p[3].text;
       if (at::IsCertificateType(static_cast<int>(type)) &&
@@ -355,7 +430,7 @@ Modem::Outcome Modem::Cmng(const at::AtCommand& cmd, std::vector<std::string>* l
           !GetNumber(p, 2, 0, at::kMaxCredentialType, &type)) {
         return Outcome::Error();
       }
-      if (at::IsActiveCfun(state_.cfun)) return Outcome::Cme(kCmeActive);
+      if (cfun_.Active()) return Outcome::Cme(kCmeActive);
       if (tag > kMaxUserTag) return Outcome::Cme(kCmeNoAccess);
       auto it = state_.credentials.find({static_cast<uint32_t>(tag), static_cast<int>(type)});
       if (it == state_.credentials.end()) return Outcome::Cme(kCmeNotFound);
@@ -405,7 +480,7 @@ Modem::Outcome Modem::Keygen(const at::AtCommand& cmd, std::vector<std::string>*
   for (const auto& [field, value] : subject) has_cn = has_cn || field == "CN";
   if (!has_cn) subject.emplace_back("CN", uuid_text_);
 
-  if (at::IsActiveCfun(state_.cfun)) return Outcome::Cme(kCmeActive);
+  if (cfun_.Active()) return Outcome::Cme(kCmeActive);
   // Key type 8 (endorsement key) is the manufacturer's; user tags only.
   if (key_type == 8 || tag > kMaxUserTag) return Outcome::Cme(kCmeNoAccess);
   auto entry = std::make_pair(static_cast<uint32_t>(tag), at::kTypeClientPrivateKey);

@@ -31,7 +31,7 @@ struct ModemConfig {
   std::string model = "nRF9151-LACA";
   std::string firmware = "mfw_nrf91x1_2.0.2";
   int capacity = 32;
-  bool accept_crlf = false;
+  bool accept_crlf = true;
   int initial_cfun = 4;
   double flaky = 0.0;
   std::set<FlakyMode> flaky_modes;
@@ -39,9 +39,36 @@ struct ModemConfig {
   static ModemConfig FromOptions(const SimOptions& options);
 };
 
+// The functional mode as an nRF91 keeps it: AT+CFUN=20/21, 30/31 and
+// 40/41 switch LTE, GNSS and the UICC one at a time, and AT+CFUN? reports
+// the resulting mode, one of 0, 1, 2, 4, 44 (Nordic AT reference, +CFUN;
+// the AT reference: 1 = "the active mode is either LTE or GNSS, or both").
+struct CfunState {
+  enum class Lte { kOff, kOn, kReceiveOnly };
+  Lte lte = Lte::kOff;
+  bool gnss = false;
+  bool uicc = false;
+  bool minimum = false;  // Set to 0 (power off) rather than offline.
+
+  // AT+CFUN=<fun> for an accepted value (IsAcceptedCfun):
+  //  0: all off (minimum functionality); 1: LTE, GNSS and UICC on;
+  //  2: LTE receive-only, UICC on; 4: all off (offline); 44: offline with the
+  //  UICC on; 20/21: LTE off/on (21 powers the UICC); 30/31: GNSS off/on;
+  //  40/41: UICC off/on (LTE and GNSS untouched).
+  void Apply(int fun);
+  // AT+CFUN?: 2 if LTE is receive-only, else 1 if LTE or GNSS is on, else 0
+  // after a power-off, else 44 with the UICC on, else 4.
+  int Reported() const;
+  // %CMNG write/delete and %KEYGEN are refused (518) in 1 and 2, i.e.
+  // whenever LTE or GNSS is active.
+  bool Active() const;
+  // The state behind a reported (or, from older state files, set) mode.
+  static CfunState FromMode(int fun);
+};
+
 // The modem's non-volatile state (what --state-file persists).
 struct ModemState {
-  int cfun = 4;
+  int cfun = 4;  // As AT+CFUN? reports it (CfunState::Reported).
   // (sec_tag, type) -> content, byte-exact. Type-2 entries made by %KEYGEN
   // hold the private key PEM (secret).
   std::map<std::pair<uint32_t, int>, std::string> credentials;
@@ -74,7 +101,7 @@ class Modem {
   // Device UUID, lower case (CN of %KEYGEN CSRs without attributes).
   const std::string& device_uuid() const { return uuid_text_; }
   const ModemState& state() const { return state_; }
-  void RestoreState(ModemState state) { state_ = std::move(state); }
+  void RestoreState(ModemState state);
   int cmee() const { return cmee_; }
   // The identity key's public key (SubjectPublicKeyInfo DER), to verify
   // COSE signatures. Empty if the key cannot be derived.
@@ -113,6 +140,7 @@ class Modem {
   std::unique_ptr<IdentityKey> identity_;  // Derived on first use.
   std::string attest_token_;               // Built on first use (stable).
   ModemState state_;
+  CfunState cfun_;  // state_.cfun is cfun_.Reported().
   int cmee_ = 0;
 };
 

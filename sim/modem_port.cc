@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,13 +30,14 @@ PortOptions PortOptions::FromOptions(const SimOptions& o) {
 
 ModemPort::ModemPort(asio::io_context& io, const PortOptions& options, int index,
                      std::string link_path, std::unique_ptr<Modem> modem, Transcript* transcript,
-                     StateChangedFn on_state_changed)
+                     PortWatcher* watcher, StateChangedFn on_state_changed)
     : io_(io),
       options_(options),
       index_(index),
       link_path_(std::move(link_path)),
       modem_(std::move(modem)),
       transcript_(transcript),
+      watcher_(watcher),
       on_state_changed_(std::move(on_state_changed)),
       consume_timer_(io),
       framer_(at::CommandFramerOptions{options.max_command}),
@@ -76,6 +78,9 @@ absl::Status ModemPort::Plug() {
   ++generation_;
   plugged_ = true;
   read_failed_ = false;
+  if (watcher_ != nullptr) {
+    watch_ = watcher_->Add(&pty_, [this] { Note("a tool opened the port"); });
+  }
   StartRead();
   return absl::OkStatus();
 }
@@ -87,6 +92,8 @@ void ModemPort::Close() {
     std::string held = rx_filter_.Flush();
     if (!held.empty()) transcript_->Record(index_, "rx", held);
   }
+  if (watcher_ != nullptr) watcher_->Remove(watch_);
+  watch_ = 0;
   if (!pty_.slave_path().empty()) pty::RemoveSymlinkIfPointsTo(pty_.slave_path(), link_path_);
   boost::system::error_code ec;
   consume_timer_.cancel();
@@ -155,14 +162,62 @@ void ModemPort::StartRead() {
       });
 }
 
+bool ModemPort::ToolPresent() {
+  // Once let go, a tool is known to be there until the hangup; only then
+  // can a pending open change the answer (and cost a syscall).
+  if (watch_ == 0 || !pty_.holds_slave()) return true;
+  watcher_->TakeOpens();
+  return !pty_.holds_slave();
+}
+
+void ModemPort::OnHangup() {
+  absl::Status s = watcher_->OnHangup(watch_);
+  if (!s.ok()) {
+    ATB_LOG(WARNING) << "modem" << index_ << ": after the last tool closed " << pty_.slave_path()
+                     << ": " << s << "; not reading it any more";
+    read_failed_ = true;
+    return;
+  }
+  // Nobody was there: what was still on its way to the tool is gone. A write
+  // in progress is cancelled (its handler finishes the command); an answer
+  // waiting out its latency or the state file is dropped when it is due.
+  size_t dropped = tx_queue_.size();
+  tx_queue_.clear();
+  ++answer_epoch_;
+  if (writing_) {
+    boost::system::error_code ignored;
+    master_->cancel(ignored);
+  }
+  Note(dropped > 0 ? absl::StrCat("the last tool closed the port; ", dropped,
+                                  " answer bytes nobody read dropped, line reset")
+                   : "the last tool closed the port; line reset");
+  StartRead();
+}
+
 void ModemPort::OnRead(const boost::system::error_code& ec, size_t n) {
+  // An open that already happened is known before anything is answered (a
+  // tool's IN_OPEN is queued before its first write).
+  if (watch_ != 0 && pty_.holds_slave()) watcher_->TakeOpens();
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
+    if (watch_ != 0 && (ec == asio::error::eof ||
+                        ec == boost::system::error_code(EIO, boost::system::system_category()))) {
+      OnHangup();
+      return;
+    }
     // Cannot happen while a slave fd is held; stop rather than spin.
     ATB_LOG(WARNING) << "modem" << index_ << ": read from pty master " << pty_.slave_path()
                      << " failed: " << ec.message() << "; not reading it any more";
     read_failed_ = true;
     return;
+  }
+  if (watch_ != 0 && n > 0 && pty_.holds_slave()) {
+    // Bytes while the slave is ours: a tool opened the port while the watch
+    // was paused for OnHangup's reopen, so inotify never said so (what the
+    // last tool wrote was all read before its close read as EIO). Let go as
+    // TakeOpens would: its answers go out and its close is a hangup.
+    pty_.LetGo();
+    Note("a tool opened the port (seen by its first bytes)");
   }
   const uint64_t gen = generation_;
   const Clock::time_point now = Clock::now();
@@ -263,32 +318,40 @@ void ModemPort::HandleEvent(const at::FramerEvent& event) {
     return;
   }
   busy_ = true;
+  const uint64_t epoch = answer_epoch_;
   if (reply.state_changed && on_state_changed_) {
     // Like a modem writing NVM: the answer goes out once the change is
     // persisted.
-    on_state_changed_(*this, [this, gen = generation_, bytes = std::move(reply.bytes)] {
-      if (gen == generation_) Answer(bytes);
+    on_state_changed_(*this, [this, gen = generation_, epoch, bytes = std::move(reply.bytes)] {
+      if (gen == generation_) Answer(bytes, epoch);
     });
   } else {
-    Answer(reply.bytes);
+    Answer(reply.bytes, epoch);
   }
 }
 
-void ModemPort::Answer(absl::string_view bytes) {
+void ModemPort::Answer(absl::string_view bytes, uint64_t epoch) {
   if (options_.latency.count() <= 0) {
-    Send(bytes);
+    Send(bytes, epoch);
     return;
   }
   latency_timer_.expires_after(options_.latency);
-  latency_timer_.async_wait(
-      [this, gen = generation_, text = std::string(bytes)](const boost::system::error_code& ec) {
-        if (ec || gen != generation_) return;
-        Send(text);
-      });
+  latency_timer_.async_wait([this, gen = generation_, epoch,
+                             text = std::string(bytes)](const boost::system::error_code& ec) {
+    if (ec || gen != generation_) return;
+    Send(text, epoch);
+  });
 }
 
-void ModemPort::Send(absl::string_view bytes) {
-  tx_queue_.append(bytes.data(), bytes.size());
+void ModemPort::Send(absl::string_view bytes, uint64_t epoch) {
+  if (epoch != answer_epoch_ || !ToolPresent()) {
+    // The port is closed on the host side: a real port's driver drops it.
+    if (!bytes.empty())
+      Note(absl::StrCat("no tool on the port; ", bytes.size(), " answer bytes dropped"));
+  } else {
+    tx_queue_.append(bytes.data(), bytes.size());
+  }
+  // Either way the command is over: the AT host reads again.
   response_pending_ = true;
   PumpTx();
 }
@@ -322,6 +385,12 @@ void ModemPort::PumpTx() {
     chunk = std::min(chunk, tx_chunk_);
     tx_next_ = std::max(tx_next_, now) + chunk * byte_time_;
   }
+  if (!ToolPresent()) {
+    Note(absl::StrCat("no tool on the port; ", tx_queue_.size(), " answer bytes dropped"));
+    tx_queue_.clear();
+    PumpTx();
+    return;
+  }
   tx_inflight_ = tx_queue_.substr(0, chunk);
   tx_queue_.erase(0, chunk);
   if (transcript_ != nullptr) transcript_->Record(index_, "tx", tx_inflight_);
@@ -330,8 +399,9 @@ void ModemPort::PumpTx() {
                     [this, gen = generation_](const boost::system::error_code& ec, size_t) {
                       if (gen != generation_) return;
                       writing_ = false;
-                      if (ec) {
-                        if (ec == asio::error::operation_aborted) return;
+                      // operation_aborted: cancelled by OnHangup, which
+                      // cleared the queue; PumpTx finishes the command.
+                      if (ec && ec != asio::error::operation_aborted) {
                         ATB_LOG(WARNING)
                             << "modem" << index_ << ": write to pty master failed: " << ec.message()
                             << "; answer dropped";

@@ -17,11 +17,20 @@
 //    (latency + sending the answer): bytes arriving meanwhile wait in the
 //    FIFO (and overrun it without flow control). This holds with baud 0 too.
 //
+// Open/close (with a PortWatcher): like a real serial port, output sent
+// while no tool has the port open is dropped, not queued for the next one.
+// When the last tool closes (the master read fails with EIO), the line is
+// reset (raw, nothing unread) and every answer still on its way is dropped
+// (the paced TX queue, a write in progress, one waiting out its latency or
+// the state file); the modem state and command bytes already received stay.
+// Without a watcher (inotify unavailable) the pty holds its slave and
+// unread answers wait for the next tool.
+//
 // Threading: everything runs on the one io_context thread; not thread-safe.
-// Ownership: owns its Modem; borrows the Transcript (may be null), which
-// must outlive it. Pending handlers check a generation counter, so Unplug()
-// and Shutdown() may be called at any time on that thread; the object must
-// outlive the io_context's last run (the Simulator guarantees this).
+// Ownership: owns its Modem; borrows the Transcript and the PortWatcher
+// (either may be null), which must outlive it. Pending handlers check a generation counter, so
+// Unplug() and Shutdown() may be called at any time on that thread; the object must outlive the
+// io_context's last run (the Simulator guarantees this).
 #ifndef ATBRIDGE_SIM_MODEM_PORT_H_
 #define ATBRIDGE_SIM_MODEM_PORT_H_
 
@@ -41,6 +50,7 @@
 #include "common/at/command_parser.h"
 #include "common/pty/pty.h"
 #include "sim/modem.h"
+#include "sim/port_watcher.h"
 #include "sim/sim_options.h"
 #include "sim/transcript.h"
 
@@ -67,7 +77,7 @@ class ModemPort {
 
   ModemPort(boost::asio::io_context& io, const PortOptions& options, int index,
             std::string link_path, std::unique_ptr<Modem> modem, Transcript* transcript,
-            StateChangedFn on_state_changed);
+            PortWatcher* watcher, StateChangedFn on_state_changed);
   ~ModemPort();
   ModemPort(const ModemPort&) = delete;
   ModemPort& operator=(const ModemPort&) = delete;
@@ -93,15 +103,21 @@ class ModemPort {
   void Close();
   void StartRead();
   void OnRead(const boost::system::error_code& ec, size_t n);
+  // The last tool closed the port (see the file comment).
+  void OnHangup();
+  // Whether a tool has the port open now (always true without a watch);
+  // takes pending opens first, so an open that already happened counts.
+  bool ToolPresent();
   // Feeds due bytes to the framer and runs framed commands, until a command
   // is in flight, the queue is empty, or (paced) the next byte is not due.
   // Never starts a read (callers do, once their chunk is queued).
   void Pump(Clock::time_point now);
   void ArmConsumeTimer(Clock::time_point at);
   void HandleEvent(const at::FramerEvent& event);
-  // Delivers an answer after the configured latency.
-  void Answer(absl::string_view bytes);
-  void Send(absl::string_view bytes);
+  // Delivers an answer after the configured latency, unless the answer
+  // epoch moved on (a hangup) by then.
+  void Answer(absl::string_view bytes, uint64_t epoch);
+  void Send(absl::string_view bytes, uint64_t epoch);
   void PumpTx();
   void Note(const std::string& text);
 
@@ -111,6 +127,7 @@ class ModemPort {
   const std::string link_path_;
   std::unique_ptr<Modem> modem_;
   Transcript* const transcript_;
+  PortWatcher* const watcher_;
   StateChangedFn on_state_changed_;
   std::chrono::nanoseconds byte_time_{0};
   size_t tx_chunk_ = 0;
@@ -121,7 +138,10 @@ class ModemPort {
   bool unplugged_once_ = false;
   uint64_t commands_seen_ = 0;
   pty::Pty pty_;
+  int watch_ = 0;  // PortWatcher handle; 0: not watched.
   std::unique_ptr<boost::asio::posix::stream_descriptor> master_;
+  // Bumped when the last tool closes: answers made before it are dropped.
+  uint64_t answer_epoch_ = 0;
 
   // Input.
   std::array<char, 2048> read_buf_{};

@@ -40,9 +40,11 @@ struct SimOptions {
   // 14 digits (the first modem's IMEI without its check digit) or a valid
   // 15-digit IMEI. Empty: derived from a hash of the absolute link_dir.
   std::string imei_base;
-  int initial_cfun = 4;      // CFUN at first boot (no state file entry).
-  int capacity = 32;         // %CMNG entries per modem (515 beyond).
-  bool accept_crlf = false;  // Accept CRLF line endings in type 0/1 PEMs.
+  int initial_cfun = 4;  // CFUN at first boot (no state file entry).
+  int capacity = 32;     // %CMNG entries per modem (515 beyond).
+  // CRLF line endings in type 0/1 PEMs: accepted and hashed as sent (as
+  // nrfcloud-utils relies on); false models a field report of 527.
+  bool accept_crlf = true;
 
   // AT host.
   size_t max_command = 4096;  // CONFIG_AT_HOST_CMD_MAX_LEN.

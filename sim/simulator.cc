@@ -48,6 +48,16 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimOptions& o
     ASSIGN_OR_RETURN(sim->transcript_, Transcript::Open(options.transcript));
   }
 
+  // One watcher for all ports: each behaves like a real serial port across
+  // a tool's open and close. Without inotify, the held-slave behaviour.
+  absl::StatusOr<std::unique_ptr<PortWatcher>> watcher = PortWatcher::Create(sim->io_);
+  if (watcher.ok()) {
+    sim->port_watcher_ = *std::move(watcher);
+  } else {
+    ATB_LOG(WARNING) << "not watching the ptys for tools (" << watcher.status()
+                     << "): answers nobody read survive a close and a tool's termios outlive it";
+  }
+
   std::random_device entropy;
   const ModemConfig config = ModemConfig::FromOptions(options);
   const PortOptions port_options = PortOptions::FromOptions(options);
@@ -65,7 +75,8 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimOptions& o
     Simulator* self = sim.get();
     sim->ports_.push_back(std::make_unique<ModemPort>(
         sim->io_, port_options, i, absl::StrCat(sim->link_dir_, "/modem", i), std::move(modem),
-        sim->transcript_.get(), [self](ModemPort& port, std::function<void()> persisted) {
+        sim->transcript_.get(), sim->port_watcher_.get(),
+        [self](ModemPort& port, std::function<void()> persisted) {
           self->OnStateChanged(port, std::move(persisted));
         }));
   }
@@ -79,7 +90,8 @@ absl::Status Simulator::Start() {
   // Registered before any link exists, so a signal during startup still
   // lets Run() remove them.
   signals_ = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
-  // Per modem: the master and the held slave; plus slack for the process.
+  // Per modem: the master and the held slave; plus slack for the process
+  // (the inotify fd among it).
   RETURN_IF_ERROR(pty::EnsureFileLimit(2 * ports_.size() + 64));
   for (auto& port : ports_) {
     absl::Status s = port->Plug();

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "sim/modem_port.h"
+#include "sim/port_watcher.h"
 #include "sim/sim_options.h"
 #include "sim/state_file.h"
 #include "sim/transcript.h"
@@ -65,6 +66,8 @@ class Simulator {
   bool flush_posted_ = false;
   std::vector<std::function<void()>> waiting_for_flush_;
   std::unique_ptr<boost::asio::signal_set> signals_;
+  // Null when inotify is unavailable. Outlives the ports (their watches).
+  std::unique_ptr<PortWatcher> port_watcher_;
   std::vector<std::unique_ptr<ModemPort>> ports_;
 };
 

@@ -12,9 +12,12 @@ namespace atbridge::at {
 
 namespace {
 
+// sdk-nrf lib/at_host/at_host.c, uart_rx_handler(): a command is sent only
+// if it has a byte above ' ' ("*c > ' '" on an unsigned ARM char, so bytes
+// from 0x80 up count too).
 bool HasPrintable(absl::string_view text) {
   for (char c : text) {
-    if (c > 0x20 && c < 0x7f) return true;
+    if (static_cast<unsigned char>(c) > 0x20) return true;
   }
   return false;
 }
@@ -28,43 +31,53 @@ CommandFramer::CommandFramer(CommandFramerOptions options) : options_(options) {
 
 void CommandFramer::Feed(absl::string_view bytes, std::vector<FramerEvent>* out) {
   for (char c : bytes) {
+    const bool terminator = c == '\r' || c == '\n';
     if (overflowing_) {
-      // Discarding an over-long command up to its terminator. The quote state
-      // was reset at the cap: a lost closing quote cannot wedge the framer.
-      if (c == '\r' || c == '\n') {
-        FramerEvent event{FramerEvent::Type::kOverflow};
-        event.bytes = overflow_bytes_;
-        out->push_back(std::move(event));
+      // Discarding the rest of an over-long command (already reported) up to
+      // its terminator outside quotes. Quotes are tracked in the discarded
+      // bytes, so a PEM's own newlines never end the discard and its closing
+      // quote does not start a quote that would swallow the next command.
+      if (c == '"') {
+        in_quotes_ = !in_quotes_;
+      } else if (terminator && !in_quotes_) {
         overflowing_ = false;
-        overflow_bytes_ = 0;
-      } else {
-        ++overflow_bytes_;
       }
       continue;
     }
     if (c == '\b' || c == 0x7f) {
-      // Backspace/DEL edit the line, also inside quotes.
-      if (!buf_.empty()) {
-        if (buf_.back() == '"') in_quotes_ = !in_quotes_;
-        buf_.pop_back();
-      }
+      // at_host.c: BS and DEL drop the previous byte, inside quotes too, and
+      // do not touch the quote state ("if (at_cmd_len > 0) at_cmd_len--;"):
+      // erasing a '"' leaves the host inside (or outside) quotes.
+      if (!buf_.empty()) buf_.pop_back();
       continue;
     }
-    if ((c == '\r' || c == '\n') && !in_quotes_) {
-      // CRLF: the LF ends an empty line, which produces no event.
-      if (HasPrintable(buf_)) {
-        FramerEvent event{FramerEvent::Type::kCommand};
-        event.command = std::move(buf_);
-        out->push_back(std::move(event));
+    if (!in_quotes_) {
+      if (c == '\0') continue;  // at_host.c: "Ignored null; would terminate string early."
+      if (terminator) {
+        // CRLF: the LF ends an empty line, which produces no event.
+        // at_host.c sends the buffer with "%s": a NUL kept inside quotes
+        // ends the command there.
+        const size_t nul = buf_.find('\0');
+        if (nul != std::string::npos) buf_.resize(nul);
+        if (HasPrintable(buf_)) {
+          FramerEvent event{FramerEvent::Type::kCommand};
+          event.command = std::move(buf_);
+          out->push_back(std::move(event));
+        }
+        buf_.clear();
+        continue;
       }
-      buf_.clear();
-      continue;
     }
     if (buf_.size() >= options_.max_command_bytes) {
+      // One report, at the cap (SLM answers ERROR there too), so a runaway
+      // quote is an error and never a hang. The quote state carries on into
+      // the discarded bytes.
+      FramerEvent event{FramerEvent::Type::kOverflow};
+      event.bytes = buf_.size() + 1;
+      out->push_back(std::move(event));
       overflowing_ = true;
-      overflow_bytes_ = buf_.size() + 1;
       buf_.clear();
-      in_quotes_ = false;
+      if (c == '"') in_quotes_ = !in_quotes_;
       continue;
     }
     if (c == '"') in_quotes_ = !in_quotes_;
@@ -78,7 +91,6 @@ void CommandFramer::Reset() {
   buf_.clear();
   in_quotes_ = false;
   overflowing_ = false;
-  overflow_bytes_ = 0;
 }
 
 // ---------------------------------------------------------------------------

@@ -23,18 +23,30 @@ struct CommandFramerOptions {
 struct FramerEvent {
   enum class Type {
     kCommand,   // `command` is one complete command line (no terminator).
-    kOverflow,  // A command exceeded max_command_bytes; it was discarded up to
-                // its terminator. A modem host answers "ERROR" and goes on.
+    kOverflow,  // A command reached max_command_bytes + 1 bytes. Reported
+                // once, at the cap (a modem host answers "ERROR" and goes
+                // on); the rest of it is discarded up to its terminator
+                // outside quotes, with quotes tracked in the discarded bytes.
   };
   Type type;
   std::string command;
-  size_t bytes = 0;  // kOverflow: length of the discarded command.
+  size_t bytes = 0;  // kOverflow: bytes of the command when the cap was hit.
 };
 
-// nRF91 AT host framing: a command ends at CR or LF outside double quotes;
-// CR/LF inside quotes are part of the command (a PEM); CRLF is one
-// terminator; BS (0x08) and DEL (0x7F) delete the previous byte, also inside
-// quotes; a line with nothing printable produces no event (no answer).
+// nRF91 AT host framing (sdk-nrf lib/at_host/at_host.c, except that CR, LF
+// and CRLF all end a command and an overflow is reported as SLM does):
+//  - a command ends at CR or LF outside double quotes; CRLF is one
+//    terminator; CR/LF inside quotes are part of the command (a PEM);
+//  - every '"' flips the quote state (there is no escape);
+//  - BS (0x08) and DEL (0x7F) delete the previous byte, also inside quotes,
+//    without changing the quote state (erasing a '"' does not close it);
+//  - NUL outside quotes is ignored; a NUL inside quotes is kept until the
+//    command ends, which then ends at that NUL (the host passes it on as a
+//    C string);
+//  - a line with no byte above 0x20 produces no event (no answer);
+//  - an over-long command: see kOverflow. A lost closing quote thus turns
+//    into one kOverflow at the cap, never a hang, and the framer resumes at
+//    the first terminator after the next '"'.
 class CommandFramer {
  public:
   explicit CommandFramer(CommandFramerOptions options = {});
@@ -48,7 +60,6 @@ class CommandFramer {
   std::string buf_;
   bool in_quotes_ = false;
   bool overflowing_ = false;
-  size_t overflow_bytes_ = 0;
 };
 
 // One parameter of a command.

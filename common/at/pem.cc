@@ -23,6 +23,7 @@ constexpr absl::string_view kBegin = "-----BEGIN ";
 constexpr absl::string_view kEnd = "-----END ";
 constexpr absl::string_view kDashes = "-----";
 constexpr size_t kWrap = 64;
+constexpr absl::string_view kRewrapRepair = "re-wrapped base64 at 64 columns";
 
 constexpr char kB64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -320,7 +321,7 @@ class Normalizer {
       result.repairs.emplace_back("restored newlines that had been replaced by spaces");
     }
     if (stray_spaces_) result.repairs.emplace_back("removed stray spaces inside base64");
-    if (rewrapped_) result.repairs.emplace_back("re-wrapped base64 at 64 columns");
+    if (rewrapped_) result.repairs.emplace_back(kRewrapRepair);
     if (blank_lines_) result.repairs.emplace_back("removed blank lines");
     if (trailing == "\n") {
       result.repairs.emplace_back("removed trailing newline");
@@ -519,7 +520,15 @@ bool ModemAcceptsCertificatePem(absl::string_view content, const ModemPemCheckOp
   // CA certificates that way).
   text = absl::StrReplaceAll(text, {{"-----\n\n-----BEGIN ", "-----\n-----BEGIN "}});
   absl::StatusOr<NormalizedPem> normalized = NormalizePem(text, PemKind::kCertificates);
-  return normalized.ok() && normalized->repairs.empty() && normalized->content == text;
+  if (!normalized.ok()) return false;
+  // Any line width is well-formed (RFC 7468; mbedTLS reads any): the only
+  // repair allowed is our own re-wrapping at 64 columns. Anything else
+  // (leading or stray spaces, spaces for newlines, literal \n, blank lines,
+  // trailing garbage) is a malformed PEM.
+  for (const std::string& repair : normalized->repairs) {
+    if (repair != kRewrapRepair) return false;
+  }
+  return normalized->repairs.empty() ? normalized->content == text : true;
 }
 
 bool SummarizeCertificatePem(absl::string_view pem, PemCertSummary* out) {

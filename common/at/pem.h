@@ -43,16 +43,20 @@ absl::StatusOr<NormalizedPem> NormalizePem(absl::string_view input, PemKind kind
 
 // Options for the modem-side check.
 struct ModemPemCheckOptions {
-  bool accept_crlf = false;  // Real field reports differ; configurable in the sim.
+  // CRLF line endings. Accepted by default: nrfcloud-utils sends CRLF and its
+  // SHA check passes on real modems; false models the field report of 527
+  // for CRLF pasted from a terminal (nrf91-at-credentials.md §7).
+  bool accept_crlf = true;
 };
 
-// What an nRF91 accepts for a type 0/1 %CMNG write: well-formed PEM exactly
-// as NormalizePem would produce it, except that a single trailing newline,
-// one blank line between certificates (how nrfcloud-utils joins CA bundles)
-// and (optionally) CRLF line endings are tolerated, and each certificate must
-// parse. Returns false for leading spaces, spaces instead of newlines, literal
-// "\n", lines longer than 64 base64 characters, garbage. The simulator answers
-// +CME ERROR: 527 when this is false.
+// What an nRF91 accepts for a type 0/1 %CMNG write: well-formed PEM
+// certificates: BEGIN and END lines of their own, base64 lines of any width
+// each ended by a newline (LF, or CRLF if accepted), a single trailing
+// newline and one blank line between certificates (how nrfcloud-utils joins
+// CA bundles) tolerated, and each certificate must parse. Returns false for
+// leading or stray spaces, spaces instead of newlines, literal "\n", blank
+// lines, lone CRs, garbage. The simulator answers +CME ERROR: 527 when this
+// is false. (NormalizePem still re-wraps at 64 columns.)
 bool ModemAcceptsCertificatePem(absl::string_view content,
                                 const ModemPemCheckOptions& options = {});
 

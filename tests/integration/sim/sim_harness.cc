@@ -80,6 +80,7 @@ absl::StatusOr<std::unique_ptr<PtyClient>> PtyClient::Open(const std::string& pa
   int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return PosixError(errno, absl::StrCat("open ", path));
   std::unique_ptr<PtyClient> client(new PtyClient(fd));
+  if (!options.configure) return client;
   struct termios tio;
   if (tcgetattr(fd, &tio) != 0) return PosixError(errno, absl::StrCat("tcgetattr ", path));
   cfmakeraw(&tio);
@@ -143,6 +144,33 @@ absl::StatusOr<std::string> PtyClient::ReadFor(absl::Duration timeout) {
   }
 }
 
+absl::StatusOr<std::string> PtyClient::ReadUntil(absl::string_view marker, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    size_t at = pending_.find(marker.data(), 0, marker.size());
+    if (at != std::string::npos) {
+      std::string out = pending_.substr(0, at + marker.size());
+      pending_.erase(0, at + marker.size());
+      return out;
+    }
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r = poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return PosixError(errno, "poll pty");
+    if (r == 0) {
+      return absl::DeadlineExceededError(absl::StrCat("\"", absl::CHexEscape(marker),
+                                                      "\" did not come; got \"",
+                                                      absl::CHexEscape(pending_), "\""));
+    }
+    char buf[4096];
+    ssize_t n = read(fd_, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "read pty");
+    if (n == 0) return absl::UnavailableError("pty hung up");
+    pending_.append(buf, static_cast<size_t>(n));
+  }
+}
+
 absl::StatusOr<AtAnswer> PtyClient::ReadAnswer(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
@@ -191,9 +219,13 @@ absl::StatusOr<AtAnswer> OneShot(const std::string& path, absl::string_view byte
 
 SimProcess::SimProcess() : link_dir_(dir_.File("links")) {}
 
-absl::Status SimProcess::Start(const std::vector<std::string>& args, absl::Duration timeout) {
-  std::vector<std::string> argv = {::atbridge::testing::BinaryPath("atbridge-sim"), "--link-dir",
-                                   link_dir_};
+absl::Status SimProcess::Start(const std::vector<std::string>& args, absl::Duration timeout,
+                               const std::vector<std::string>& wrapper) {
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& arg :
+       {::atbridge::testing::BinaryPath("atbridge-sim"), std::string("--link-dir"), link_dir_}) {
+    argv.push_back(arg);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   process_ = std::make_unique<::atbridge::testing::Subprocess>();
   absl::Time start = absl::Now();
@@ -233,6 +265,50 @@ absl::Status WaitForPath(const std::string& path, absl::Duration timeout) {
     }
     char buf[4096];
     while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+  }
+  close(fd);
+  return result;
+}
+
+absl::StatusOr<std::string> WaitForFileText(const std::string& path, absl::string_view needle,
+                                            int count, absl::Duration timeout) {
+  int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0) return PosixError(errno, "inotify_init1");
+  if (inotify_add_watch(fd, path.c_str(), IN_MODIFY) < 0) {
+    int err = errno;
+    close(fd);
+    return PosixError(err, absl::StrCat("inotify_add_watch ", path));
+  }
+  absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<std::string> result;
+  while (true) {
+    // Read after arming the watch, so no append is missed.
+    std::string text;
+    int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in >= 0) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(in, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+      close(in);
+    }
+    int found = 0;
+    for (size_t at = text.find(needle.data(), 0, needle.size()); at != std::string::npos;
+         at = text.find(needle.data(), at + needle.size(), needle.size())) {
+      ++found;
+    }
+    if (found >= count) {
+      result = std::move(text);
+      break;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, RemainingMs(deadline)) == 0) {
+      result = absl::DeadlineExceededError(absl::StrCat(
+          path, " has \"", needle, "\" ", found, " times, not ", count, "; it holds:\n", text));
+      break;
+    }
+    char events[4096];
+    while (read(fd, events, sizeof(events)) > 0) {
     }
   }
   close(fd);

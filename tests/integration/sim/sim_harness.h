@@ -36,6 +36,9 @@ class PtyClient {
   struct Options {
     int baud = 115200;
     bool rtscts = true;  // Host tools open with RTS/CTS on by default.
+    // false: take the line as it is (no tcsetattr), as a tool that trusts
+    // the port's settings does.
+    bool configure = true;
   };
   static absl::StatusOr<std::unique_ptr<PtyClient>> Open(const std::string& path,
                                                          const Options& options);
@@ -57,6 +60,11 @@ class PtyClient {
   // Waits up to `timeout` for bytes: returns what arrived (possibly empty),
   // UNAVAILABLE on hangup/EIO.
   absl::StatusOr<std::string> ReadFor(absl::Duration timeout);
+  // Reads until `marker` has arrived; returns every byte up to and
+  // including it (what follows stays for the next read). DEADLINE_EXCEEDED
+  // with what came so far if it does not come in time.
+  absl::StatusOr<std::string> ReadUntil(absl::string_view marker,
+                                        absl::Duration timeout = absl::Seconds(5));
   int fd() const { return fd_; }
 
  private:
@@ -74,8 +82,11 @@ class SimProcess {
  public:
   SimProcess();
   // Starts with --link-dir <dir>/links plus `args`; waits for the ready line.
+  // `wrapper` (e.g. {"/usr/bin/prlimit", "--nofile=1024:4096"}) is run with
+  // the simulator's command line as its arguments.
   absl::Status Start(const std::vector<std::string>& args,
-                     absl::Duration timeout = absl::Seconds(30));
+                     absl::Duration timeout = absl::Seconds(30),
+                     const std::vector<std::string>& wrapper = {});
   // SIGTERM and wait; returns the exit code.
   absl::StatusOr<int> Stop();
   std::string Link(int k) const;
@@ -93,6 +104,12 @@ class SimProcess {
 
 // Waits (inotify, no polling) until `path` exists, up to `timeout`.
 absl::Status WaitForPath(const std::string& path, absl::Duration timeout);
+
+// Waits (inotify on the file, no polling) until the file at `path` holds
+// `needle` at least `count` times, up to `timeout`; returns its content.
+// Used with the simulator's --transcript, which flushes every record.
+absl::StatusOr<std::string> WaitForFileText(const std::string& path, absl::string_view needle,
+                                            int count, absl::Duration timeout = absl::Seconds(5));
 
 }  // namespace atbridge::sim::testing
 

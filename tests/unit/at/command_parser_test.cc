@@ -60,22 +60,52 @@ std::vector<FramerCase> FramerCases() {
   cases.push_back({"19c_backspace", "AT+CFUM\bN=4\r", {"COMMAND AT+CFUN=4"}});
   cases.push_back({"19d_del", "AT+CFUN=44\x7f\r", {"COMMAND AT+CFUN=4"}});
   cases.push_back({"19e_backspace_inside_quotes", "AT+X=\"ab\bc\"\r", {"COMMAND AT+X=\"ac\""}});
-  cases.push_back({"19f_backspace_removes_quote", "AT+X=\"\b1\r", {"COMMAND AT+X=1"}});
+  // sdk-nrf lib/at_host/at_host.c uart_rx_handler(): "case 0x08: ... case
+  // 0x7F: if (at_cmd_len > 0) at_cmd_len--; return;" -- the quote state is
+  // not touched, so after erasing a '"' the host is still inside quotes: the
+  // CR is kept and the command ends only after the next '"'.
+  cases.push_back({"19f_backspace_keeps_quote_state", "AT+X=\"\b1\r\"\r", {"COMMAND AT+X=1\\r\""}});
+  // ... and after erasing a closing '"' it is still outside: the CR ends
+  // the command although its quotes no longer pair up.
+  cases.push_back({"19g_backspace_after_closing_quote", "AT+X=\"a\"\b\r", {"COMMAND AT+X=\"a"}});
+  // at_host.c: NUL outside quotes is "Ignored null; would terminate string
+  // early."; inside quotes it is stored and the command, sent with "%s",
+  // ends there.
+  cases.push_back({"nul_outside_quotes_ignored", std::string("A\0T\0\r", 5), {"COMMAND AT"}});
+  cases.push_back({"nul_inside_quotes_ends_the_command",
+                   std::string("AT+X=\"a\0b\"\r", 11),
+                   {"COMMAND AT+X=\"a"}});
+  cases.push_back({"only_nuls_no_answer", std::string("\0\0\r", 3), {}});
+  // at_host.c counts any byte above ' ' (unsigned on ARM) as printable.
+  cases.push_back({"high_bytes_are_printable", "\xff\r", {"COMMAND \xff"}});
   // Terminators: CR, LF, CRLF once; empty and blank lines give no event.
   cases.push_back({"crlf_counts_once",
                    "AT\r\nAT+CGSN\n\r\nAT+CGMR\r\r",
                    {"COMMAND AT", "COMMAND AT+CGSN", "COMMAND AT+CGMR"}});
   cases.push_back({"nothing_printable", "\r\n   \r\n\b\b\r\x01\n", {}});
-  // Overflow: one event at the terminator, then usable again.
+  // 12 (DCE side): an over-long command is reported once, at the cap, and
+  // discarded up to its terminator; the next command is framed normally.
   cases.push_back({"overflow_then_ok",
                    absl::StrCat("AT+X=", std::string(30, '1'), "\r\nAT\r\n"),
-                   {"OVERFLOW 35", "COMMAND AT"},
+                   {"OVERFLOW 17", "COMMAND AT"},
                    16});
-  // A lost closing quote cannot wedge the framer past the cap.
-  cases.push_back({"overflow_resets_quote",
-                   absl::StrCat("AT+X=\"abc\r\n", std::string(20, 'q'), "\r\nAT\r\n"),
-                   {"OVERFLOW 31", "COMMAND AT"},
-                   16});
+  // Lesson 8: a quoted over-long command (a PEM) keeps its quote state while
+  // it is discarded: its own newlines do not end it, its closing quote does
+  // not open a new one, and what follows is one normal command. The framer
+  // used to reset the quote state at the cap, so every PEM line became a
+  // command of its own and the closing '"' swallowed the next one.
+  cases.push_back(
+      {"overflow_inside_quotes_discards_to_the_closing_quote",
+       absl::StrCat("AT%CMNG=0,1,0,\"", std::string(20, 'q'), "\nLINE2\nLINE3\r\n", "\"\r\nAT\r\n"),
+       {"OVERFLOW 17", "COMMAND AT"},
+       16});
+  // 15, exactly as given (odd quote): the cap turns it into one error, no
+  // hang; nothing else comes out while the quote stays open.
+  cases.push_back({"15_odd_quote_hits_the_cap", "\r\n+X: \"abc\r\nOK\r\n", {"OVERFLOW 9"}, 8});
+  cases.push_back({"15_odd_quote_then_closed",
+                   "\r\n+X: \"abc\r\nOK\r\nAT\r\n\"\r\nAT\r\n",
+                   {"OVERFLOW 9", "COMMAND AT"},
+                   8});
   cases.push_back({"exactly_at_cap", "AT+CFUN=4\r", {"COMMAND AT+CFUN=4"}, 9});
   return cases;
 }

@@ -150,13 +150,26 @@ TEST(NormalizePemTest, RewrapsAt64Columns) {
   EXPECT_EQ(pem.content, Canonical());
   EXPECT_THAT(pem.repairs,
               ElementsAre("re-wrapped base64 at 64 columns", "removed trailing newline"));
-  EXPECT_FALSE(ModemAcceptsCertificatePem(wrapped));
+  // A well-formed PEM however it is wrapped: the modem takes it as it is
+  // (the agent's normalizer still re-wraps at 64).
+  EXPECT_TRUE(ModemAcceptsCertificatePem(wrapped));
 
   // And all on one line with no spaces at all.
   const std::string one_line = absl::StrCat(lines.front(), "\n", b64, "\n", lines.back());
   ASSERT_OK_AND_ASSIGN(pem, NormalizePem(one_line, PemKind::kCertificates));
   EXPECT_EQ(pem.content, Canonical());
   EXPECT_THAT(pem.repairs, ElementsAre("re-wrapped base64 at 64 columns"));
+  EXPECT_TRUE(ModemAcceptsCertificatePem(one_line));
+  // Uneven widths are well-formed too; spaces where the newlines were are not.
+  std::string uneven = lines.front() + "\n";
+  for (size_t i = 0, w = 10; i < b64.size(); i += w, w = w == 10 ? 70 : 10) {
+    absl::StrAppend(&uneven, b64.substr(i, w), "\n");
+  }
+  absl::StrAppend(&uneven, lines.back());
+  EXPECT_TRUE(ModemAcceptsCertificatePem(uneven));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrReplaceAll(wrapped, {{"\n", " "}})));
+  EXPECT_FALSE(
+      ModemAcceptsCertificatePem(absl::StrReplaceAll(wrapped, {{"\n", "\n "}})));  // Indented.
 }
 
 TEST(NormalizePemTest, StraySpacesInsideBase64) {
@@ -309,11 +322,15 @@ TEST(ModemAcceptsCertificatePemTest, WhatAnNrf91Takes) {
   EXPECT_TRUE(ModemAcceptsCertificatePem(canonical + "\n"));
   EXPECT_FALSE(ModemAcceptsCertificatePem(canonical + "\n\n"));
 
+  // CRLF: accepted by default (nrfcloud-utils sends it and its SHA check
+  // passes on real modems); refused when modelling the field report.
   const std::string crlf = absl::StrReplaceAll(canonical, {{"\n", "\r\n"}});
-  EXPECT_FALSE(ModemAcceptsCertificatePem(crlf));
-  EXPECT_TRUE(ModemAcceptsCertificatePem(crlf, {.accept_crlf = true}));
-  EXPECT_TRUE(ModemAcceptsCertificatePem(crlf + "\r\n", {.accept_crlf = true}));
-  EXPECT_FALSE(ModemAcceptsCertificatePem(crlf + "\r", {.accept_crlf = true}));
+  EXPECT_TRUE(ModemAcceptsCertificatePem(crlf));
+  EXPECT_TRUE(ModemAcceptsCertificatePem(crlf + "\r\n"));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(crlf + "\r"));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrReplaceAll(canonical, {{"\n", "\r"}})));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(crlf, {.accept_crlf = false}));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(crlf + "\r\n", {.accept_crlf = false}));
 
   EXPECT_FALSE(ModemAcceptsCertificatePem(Fixture("seed-spaces-instead-of-newlines.txt")));
   EXPECT_FALSE(ModemAcceptsCertificatePem(Fixture("seed-literal-backslash-n.txt")));
@@ -323,11 +340,19 @@ TEST(ModemAcceptsCertificatePemTest, WhatAnNrf91Takes) {
   EXPECT_FALSE(ModemAcceptsCertificatePem(""));
   EXPECT_FALSE(ModemAcceptsCertificatePem("HONKHONK"));
   EXPECT_FALSE(ModemAcceptsCertificatePem(Gen().key));
-  // A line longer than 64 base64 characters.
+  // A line longer than 64 base64 characters is still well-formed.
   std::vector<std::string> lines = Lines(canonical);
   lines[1] += lines[2];
   lines.erase(lines.begin() + 2);
-  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrJoin(lines, "\n")));
+  EXPECT_TRUE(ModemAcceptsCertificatePem(absl::StrJoin(lines, "\n")));
+  // The END line must be a line of its own.
+  std::vector<std::string> joined = Lines(canonical);
+  joined[joined.size() - 2] += joined.back();
+  joined.pop_back();
+  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrJoin(joined, "\n")));
+  // Trailing spaces and blank lines inside are refused.
+  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrReplaceAll(canonical, {{"\n", " \n"}})));
+  EXPECT_FALSE(ModemAcceptsCertificatePem(absl::StrReplaceAll(canonical, {{"\n", "\n\n"}})));
   // Garbage after the certificate.
   EXPECT_FALSE(ModemAcceptsCertificatePem(canonical + "\nx"));
 }

@@ -169,6 +169,20 @@ std::vector<CorpusCase> Corpus() {
   cases.push_back({"14_garbage_then_urc",
                    {Feed("aaaa\r\n+CEREG: 1\r\n")},
                    {"GARBAGE 4 aaaa", "URC +CEREG: 1"}});
+  // 14 with a command in flight (AT+CGMR, whose answer is a bare line): the
+  // agreed policy (CommandExpectation::info_prefixes) is that a line which
+  // is not a known URC belongs to the command, so "aaaa" is an information
+  // line, not garbage; the +CEREG: URC is still routed as a URC.
+  cases.push_back({"14b_bare_line_in_flight_is_information",
+                   {Begin(), Feed("aaaa\r\n+CEREG: 1\r\n\r\nOK\r\n")},
+                   {"URC +CEREG: 1", "COMPLETE OK [aaaa]"}});
+  {
+    CommandExpectation cgmr;
+    cgmr.echo = "AT+CGMR";
+    cases.push_back({"14c_cgmr_answer_then_garbage_line",
+                     {Begin(cgmr), Feed("aaaa\r\nmfw_nrf91x1_2.0.2\r\n+CEREG: 1\r\nOK\r\n")},
+                     {"URC +CEREG: 1", "COMPLETE OK [aaaa|mfw_nrf91x1_2.0.2]"}});
+  }
   // 15: an odd quote runs to the cap, is reported once, and the parser
   // recovers at the next terminator.
   cases.push_back({"15_odd_quote",

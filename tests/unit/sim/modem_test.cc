@@ -66,17 +66,69 @@ TEST_F(ModemTest, AnswersLikeAnNrf91AtHost) {
 TEST_F(ModemTest, CfunValuesAndChains) {
   for (int mode : {0, 1, 2, 4, 20, 21, 30, 31, 40, 41, 44}) {
     EXPECT_EQ(Run(absl::StrCat("AT+CFUN=", mode)), "OK\r\n") << mode;
-    EXPECT_EQ(modem_.state().cfun, mode);
   }
   for (const char* bad : {"AT+CFUN=3", "AT+CFUN=5", "AT+CFUN=-1", "AT+CFUN=\"4\"", "AT+CFUN"}) {
     EXPECT_EQ(Run(bad), "ERROR\r\n") << bad;
   }
   EXPECT_EQ(Run("AT+CFUN=4;+CFUN?"), "+CFUN: 4\r\nOK\r\n");
+  EXPECT_EQ(Run("AT+CFUN=?"), "+CFUN: (0,1,2,4,20,21,30,31,40,41,44)\r\nOK\r\n");
   EXPECT_EQ(Run("AT+CFUN=0;+CFUN=3;+CFUN=1"), "ERROR\r\n");
   EXPECT_EQ(modem_.state().cfun, 0) << "a chain runs in order up to its first error";
   Modem::Reply r = modem_.HandleCommandLine("AT+CFUN=4");
   EXPECT_TRUE(r.state_changed);
   EXPECT_FALSE(modem_.HandleCommandLine("AT+CFUN?").state_changed);
+}
+
+// LTE, GNSS and the UICC are switched one at a time; +CFUN? reports the
+// resulting mode, and credentials can be changed only while neither LTE nor
+// GNSS is active. (The sim once reported the last value set: after 21 then
+// 31 it said 31 and let writes through with LTE on.)
+TEST_F(ModemTest, CfunSubModesAndWhenCredentialsCanChange) {
+  ASSERT_EQ(Run("AT+CMEE=1"), "OK\r\n");
+  const std::string write = absl::StrCat("AT%CMNG=0,5,0,\"", AmazonPem(), "\"");
+  struct Step {
+    const char* set;
+    int reported;
+    bool writable;
+  };
+  for (const Step& step : std::vector<Step>{{"AT+CFUN=21", 1, false},
+                                            {"AT+CFUN=31", 1, false},
+                                            {"AT+CFUN=20", 1, false},  // GNSS still on.
+                                            {"AT+CFUN=30", 44, true},  // UICC still on.
+                                            {"AT+CFUN=40", 4, true},
+                                            {"AT+CFUN=31", 1, false},
+                                            {"AT+CFUN=4", 4, true},
+                                            {"AT+CFUN=2", 2, false},
+                                            {"AT+CFUN=44", 44, true},
+                                            {"AT+CFUN=1", 1, false},
+                                            {"AT+CFUN=0", 0, true},
+                                            {"AT+CFUN=41", 44, true},
+                                            {"AT+CFUN=21", 1, false},
+                                            {"AT+CFUN=20", 44, true}}) {
+    ASSERT_EQ(Run(step.set), "OK\r\n") << step.set;
+    EXPECT_EQ(Run("AT+CFUN?"), absl::StrCat("+CFUN: ", step.reported, "\r\nOK\r\n")) << step.set;
+    EXPECT_EQ(modem_.state().cfun, step.reported) << step.set;
+    const char* expected = step.writable ? "OK\r\n" : "+CME ERROR: 518\r\n";
+    EXPECT_EQ(Run(write), expected) << step.set;
+    EXPECT_EQ(Run(step.writable ? "AT%CMNG=3,5,0" : "AT%CMNG=3,1,0"),
+              step.writable ? "OK\r\n" : "+CME ERROR: 518\r\n")
+        << step.set;
+    EXPECT_EQ(Run("AT%KEYGEN=6,2,1").substr(0, 3), step.writable ? "%KE" : "+CM") << step.set;
+  }
+  // A persisted mode comes back as the same mode.
+  for (int mode : {0, 1, 2, 4, 44}) {
+    ModemState state;
+    state.cfun = mode;
+    Modem restored(config_, kImei, 2);
+    restored.RestoreState(state);
+    EXPECT_EQ(restored.HandleCommandLine("AT+CFUN?").bytes,
+              absl::StrCat("+CFUN: ", mode, "\r\nOK\r\n"));
+  }
+  // --cfun 21 at first boot: LTE on from offline.
+  ModemConfig lte_on;
+  lte_on.initial_cfun = 21;
+  Modem booted(lte_on, kImei, 3);
+  EXPECT_EQ(booted.HandleCommandLine("AT+CFUN?").bytes, "+CFUN: 1\r\nOK\r\n");
 }
 
 TEST_F(ModemTest, CmeeSelectsTheErrorForm) {
@@ -93,10 +145,14 @@ TEST_F(ModemTest, CmeeSelectsTheErrorForm) {
 TEST_F(ModemTest, CmngRules) {
   ASSERT_EQ(Run("AT+CMEE=1"), "OK\r\n");
   const std::string pem = AmazonPem();
-  // 527: what the modem refuses for certificates; with CRLF only if allowed.
+  // 527: what the modem refuses for certificates. CRLF is accepted by
+  // default and hashed as sent.
   EXPECT_EQ(Run("AT%CMNG=0,1,0,\"HONKHONK\""), "+CME ERROR: 527\r\n");
   std::string crlf = absl::StrReplaceAll(pem, {{"\n", "\r\n"}});
-  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,1,1,\"", crlf, "\"")), "+CME ERROR: 527\r\n");
+  EXPECT_EQ(Run(absl::StrCat("AT%CMNG=0,1,1,\"", crlf, "\"")), "OK\r\n");
+  EXPECT_EQ(Info("AT%CMNG=1,1,1"),
+            std::vector<std::string>{absl::StrCat("%CMNG: 1,1,\"", pki::Sha256Hex(crlf), "\"")});
+  EXPECT_EQ(Run("AT%CMNG=3,1,1"), "OK\r\n");
   // Well-formed, but a key the modem's TLS stack does not support.
   auto ca = pki::CreateCa({});
   ASSERT_TRUE(ca.ok());
@@ -140,10 +196,21 @@ TEST_F(ModemTest, CmngRules) {
   EXPECT_EQ(Run("AT%CMNG=3,2147483648,0"), "+CME ERROR: 514\r\n");
 }
 
-TEST(ModemCapacityTest, FullStoreAndCrlfOption) {
+TEST(ModemCapacityTest, RejectCrlfModelsTheFieldReport) {
+  ModemConfig config;
+  config.accept_crlf = false;
+  Modem modem(config, kImei, 1);
+  ASSERT_EQ(modem.HandleCommandLine("AT+CMEE=1").bytes, "OK\r\n");
+  std::string crlf = absl::StrReplaceAll(AmazonPem(), {{"\n", "\r\n"}});
+  EXPECT_EQ(modem.HandleCommandLine(absl::StrCat("AT%CMNG=0,1,0,\"", crlf, "\"")).bytes,
+            "+CME ERROR: 527\r\n");
+  EXPECT_EQ(modem.HandleCommandLine(absl::StrCat("AT%CMNG=0,1,0,\"", AmazonPem(), "\"")).bytes,
+            "OK\r\n");
+}
+
+TEST(ModemCapacityTest, FullStore) {
   ModemConfig config;
   config.capacity = 1;
-  config.accept_crlf = true;
   Modem modem(config, kImei, 1);
   ASSERT_EQ(modem.HandleCommandLine("AT+CMEE=1").bytes, "OK\r\n");
   std::string crlf = absl::StrReplaceAll(AmazonPem(), {{"\n", "\r\n"}});
