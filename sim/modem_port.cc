@@ -163,11 +163,11 @@ void ModemPort::StartRead() {
 }
 
 bool ModemPort::ToolPresent() {
-  // Once let go, a tool is known to be there until the hangup; only then
-  // can a pending open change the answer (and cost a syscall).
+  // Once let go, a tool is known to be there until the hangup; only while
+  // the slave is held does the answer cost syscalls (pending opens, then the
+  // kernel, which also knows of a tool that opened unreported).
   if (watch_ == 0 || !pty_.holds_slave()) return true;
-  watcher_->TakeOpens();
-  return !pty_.holds_slave();
+  return watcher_->ToolPresent(watch_);
 }
 
 void ModemPort::OnHangup() {

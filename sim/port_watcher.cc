@@ -67,6 +67,16 @@ void PortWatcher::TakeOpens() {
   }
 }
 
+bool PortWatcher::ToolPresent(int handle) {
+  TakeOpens();  // Pending opens run their callbacks here, not unseen inside.
+  absl::StatusOr<bool> present = watcher_->ToolPresent(handle);
+  if (!present.ok()) {
+    ATB_LOG(WARNING) << "is a tool on the port? " << present.status();
+    return true;
+  }
+  return *present;
+}
+
 absl::Status PortWatcher::OnHangup(int handle) { return watcher_->OnHangup(handle); }
 
 }  // namespace atbridge::sim

@@ -45,6 +45,10 @@ class PortWatcher {
   // Reads pending opens without blocking: the ptys tools opened let go of
   // their slave (so the last close becomes a hangup), and their on_open runs.
   void TakeOpens();
+  // Whether a tool has `handle`'s pty open (pty::ToolWatcher::ToolPresent:
+  // pending opens first, then the kernel). A failed check says yes: nothing
+  // is dropped on a guess.
+  bool ToolPresent(int handle);
   // The master of `handle`'s pty reported a hangup: takes the slave back and
   // resets the line (raw, nothing unread). See pty::ToolWatcher::OnHangup.
   absl::Status OnHangup(int handle);

@@ -201,6 +201,24 @@ absl::Status ToolWatcher::OnHangup(int handle) {
   return pty.ResetLine();
 }
 
+absl::StatusOr<bool> ToolWatcher::ToolPresent(int handle) {
+  auto it = entries_.find(handle);
+  if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no watched pty ", handle));
+  Pty& pty = *it->second.pty;
+  if (!pty.holds_slave()) return true;
+  TakeOpens();
+  if (!pty.holds_slave()) return true;
+  // No open was reported, but one made while OnHangup had the watch paused
+  // would not have been: the kernel knows. Closing our fd leaves the master
+  // hung up exactly when no other slave fd is open.
+  pty.LetGo();
+  struct pollfd p = {.fd = pty.master_fd(), .events = POLLIN, .revents = 0};
+  if (poll(&p, 1, 0) < 0) return PosixError(errno, absl::StrCat("poll ", pty.slave_path()));
+  if ((p.revents & POLLHUP) == 0) return true;
+  if (absl::Status s = OnHangup(handle); !s.ok()) return s;
+  return false;
+}
+
 absl::Status ReplaceSymlink(const std::string& target, const std::string& link_path) {
   struct stat st;
   if (lstat(link_path.c_str(), &st) == 0 && !S_ISLNK(st.st_mode)) {

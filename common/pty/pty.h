@@ -86,8 +86,10 @@ class Pty {
 // kernel itself reports the last tool's close (see the file comment).
 // inotify merges identical events and cannot say who opened, so an open is
 // only a cue: the hangup is the truth. The Pty's own re-open is made with the
-// watch paused. One race remains: a tool whose open falls in the microseconds
-// between a hangup and its reset may see the reset applied to its fresh line.
+// watch paused, so a tool that opens in those microseconds goes unreported;
+// ToolPresent() asks the kernel before the owner drops anything on the
+// strength of "nobody is there", so no tool ever loses output to it. One race
+// remains: such a tool may see the reset applied to its fresh line.
 class ToolWatcher {
  public:
   // Fails only if inotify is unavailable (RESOURCE_EXHAUSTED when the
@@ -117,6 +119,13 @@ class ToolWatcher {
   // with EIO): takes the slave back and resets the line. Then read the
   // master again; drop what you still meant to send, nobody was there.
   absl::Status OnHangup(int handle);
+
+  // Whether a tool has `handle`'s pty open: call it before dropping output
+  // meant for a tool. Free while a tool is known to be there; otherwise it
+  // reads pending opens and, if none, asks the kernel (lets go of the slave
+  // and looks for a hangup, then takes it back with the line reset), which
+  // catches a tool that opened while OnHangup had the watch paused.
+  absl::StatusOr<bool> ToolPresent(int handle);
 
  private:
   struct Entry {

@@ -213,6 +213,35 @@ TEST(ToolWatcherTest, ATooFastToolStillEndsInAHangup) {
   ServeHangup(pty, *watcher, handle);
 }
 
+TEST(ToolWatcherTest, ToolPresentAsksTheKernelWhenNoOpenWasReported) {
+  ASSERT_OK_AND_ASSIGN(Pty pty, Pty::Open(/*non_blocking_master=*/true));
+  // A tool whose open the watcher never saw (here: made before the watch;
+  // in life: during OnHangup's paused re-take).
+  int unseen = OpenTool(pty.slave_path());
+  ASSERT_GE(unseen, 0);
+  ASSERT_OK_AND_ASSIGN(auto watcher, ToolWatcher::Create());
+  ASSERT_OK_AND_ASSIGN(int handle, watcher->Add(&pty));
+  EXPECT_TRUE(pty.holds_slave());
+  EXPECT_THAT(watcher->ToolPresent(handle), testing::IsOkAndHolds(true));
+  EXPECT_FALSE(pty.holds_slave()) << "let go: the tool's close will be a hangup";
+  WriteAll(pty.master_fd(), "+CEREG: 1\r\n");
+  EXPECT_EQ(ReadUntil(unseen, "+CEREG: 1\r\n"), "+CEREG: 1\r\n");
+  EXPECT_THAT(watcher->ToolPresent(handle), testing::IsOkAndHolds(true)) << "free now";
+  LeaveCookedLine(unseen);
+  close(unseen);
+  ServeHangup(pty, *watcher, handle);
+
+  // Nobody: the answer is no, and the check leaves the slave held, the line
+  // reset and no event behind.
+  EXPECT_THAT(watcher->ToolPresent(handle), testing::IsOkAndHolds(false));
+  EXPECT_TRUE(pty.holds_slave());
+  EXPECT_FALSE(MasterHungUp(pty));
+  struct pollfd p = {.fd = watcher->fd(), .events = POLLIN, .revents = 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0);
+  EXPECT_TRUE(IsRaw(pty.slave_path()));
+  EXPECT_THAT(watcher->ToolPresent(12345), testing::StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST(ToolWatcherTest, OneWatcherServesManyPtysAndForgetsRemovedOnes) {
   ASSERT_OK_AND_ASSIGN(Pty first, Pty::Open());
   ASSERT_OK_AND_ASSIGN(Pty second, Pty::Open());
