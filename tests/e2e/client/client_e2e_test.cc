@@ -550,18 +550,20 @@ TEST_F(ClientE2E, ConsoleWriterAndWatcherThroughTheServer) {
 // ---- attach -------------------------------------------------------------------------
 
 // The exact bytes a serial tool sees for a %CMNG write/list/read/delete
-// cycle through the attach pty.
-void CheckSerialToolCycles(const std::string& link, int cycles) {
+// cycle through the attach pty. With `flush` false the tool does not flush
+// its input when it opens the port: nothing stale may be waiting there.
+void CheckSerialToolCycles(const std::string& link, int cycles, bool flush = true) {
   const std::string pem = Pem();
   const std::string sha = pki::Sha256Hex(pem);
   for (int i = 0; i < cycles; ++i) {
     const std::string tag = absl::StrCat(100 + i);
-    CtlResult r =
-        RunCapture({ATBRIDGE_SERIAL_TOOL, link, "AT+CMEE=1",
-                    absl::StrCat("AT%CMNG=0,", tag, ",0,\"", pem, "\""),
-                    absl::StrCat("AT%CMNG=1,", tag), absl::StrCat("AT%CMNG=2,", tag, ",0"),
-                    absl::StrCat("AT%CMNG=3,", tag, ",0"), absl::StrCat("AT%CMNG=3,", tag, ",0")},
-                   {}, "", absl::Seconds(30));
+    std::vector<std::string> argv = {ATBRIDGE_SERIAL_TOOL};
+    if (!flush) argv.push_back("--no-flush");
+    argv.insert(argv.end(),
+                {link, "AT+CMEE=1", absl::StrCat("AT%CMNG=0,", tag, ",0,\"", pem, "\""),
+                 absl::StrCat("AT%CMNG=1,", tag), absl::StrCat("AT%CMNG=2,", tag, ",0"),
+                 absl::StrCat("AT%CMNG=3,", tag, ",0"), absl::StrCat("AT%CMNG=3,", tag, ",0")});
+    CtlResult r = RunCapture(argv, {}, "", absl::Seconds(30));
     ASSERT_EQ(r.code, 0) << "cycle " << i << ": " << r.Both();
     std::vector<std::string> answers = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
     ASSERT_EQ(answers.size(), 6u) << r.out;
@@ -608,7 +610,9 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
   Subprocess attach;
   ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem1", "--link", link})));
   ASSERT_OK(attach.WaitForLine("attached modem1 at " + link).status());
-  CheckSerialToolCycles(link, 10);
+  // Ten successive tool processes that never flush: every one gets exactly
+  // its own answers.
+  CheckSerialToolCycles(link, 10, /*flush=*/false);
   nlohmann::json leases = Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}));
   ASSERT_EQ(leases["leases"].size(), 1u);
   EXPECT_EQ(leases["leases"][0]["owner"], "olga");
@@ -619,15 +623,69 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
       Cmd(lab_.AgentFlags("alice"), {"attach", "modem1", "--link", lab_.File("ttyNRF1b")}), {});
   EXPECT_EQ(second.code, 7) << second.Both();
   EXPECT_THAT(second.err, HasSubstr("leased by olga"));
+  struct stat st;
+  EXPECT_NE(lstat(lab_.File("ttyNRF1b").c_str(), &st), 0) << "a refused attach links nothing";
+  // A second attach on the same path is refused, for the same port or a
+  // free one, and the first one's link keeps working.
+  for (const char* port : {"modem1", "modem2"}) {
+    CtlResult same_path =
+        RunCapture(Cmd(lab_.AgentFlags("alice"), {"attach", port, "--link", link}), {});
+    EXPECT_EQ(same_path.code, 7) << same_path.Both();
+    EXPECT_THAT(same_path.err, HasSubstr("in use by another running atbridgectl attach"));
+    EXPECT_THAT(same_path.err, HasSubstr("hint: "));
+  }
+  CheckSerialToolCycles(link, 1);
+  // A path that is not a symlink is never replaced (and no lease is taken).
+  const std::string regular = lab_.WriteFile("not-a-tty", "data");
+  CtlResult file =
+      RunCapture(Cmd(lab_.AgentFlags("alice"), {"attach", "modem2", "--link", regular}), {});
+  EXPECT_EQ(file.code, 7) << file.Both();
+  EXPECT_THAT(file.err, HasSubstr("is not a symlink"));
+  EXPECT_EQ(testing::ReadFileOrDie(regular), "data");
 
   attach.Signal(SIGTERM);
   ASSERT_OK_AND_ASSIGN(int code, attach.Wait(absl::Seconds(20)));
   EXPECT_EQ(code, 0) << attach.Output();
-  struct stat st;
   EXPECT_NE(lstat(link.c_str(), &st), 0);
   EXPECT_EQ(
       Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}))["leases"].size(),
       0u);
+}
+
+// A tool that leaves echo and canonical mode on and closes without reading
+// does not poison the port: what the modem says while nobody has it open is
+// dropped (not echoed back to the modem), and the next tool, which does not
+// flush, gets a fresh line with exactly its own answers. The tool also sees
+// modem-line ioctls refused, as on any pty, and carries on.
+TEST_F(ClientE2E, AttachGivesEachToolAFreshLineAsARealPortWould) {
+  const std::string link = lab_.File("ttyNRF2");
+  Subprocess attach;
+  ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem2", "--link", link})));
+  ASSERT_OK(attach.WaitForLine("attached modem2 at " + link).status());
+  for (int round = 0; round < 2; ++round) {
+    CtlResult sloppy = RunCapture({ATBRIDGE_SERIAL_TOOL, "--sloppy", link}, {});
+    ASSERT_EQ(sloppy.code, 0) << sloppy.Both();
+    // Modem output while no tool has the port open (olga's own lease lets
+    // her run `at` meanwhile; the console relays its answer to attach).
+    CtlResult at = lab_.CtlAs("olga", {"--agent", lab_.agent_addr(), "at", "modem2", "AT"});
+    ASSERT_EQ(at.code, 0) << at.Both();
+    // Once per idle period: this round's notice is the (round+1)-th.
+    int seen = 0;
+    ASSERT_OK(attach
+                  .WaitForLineMatching(
+                      [&](const std::string& l) {
+                        return absl::StrContains(
+                                   l, "no tool has " + link + " open: modem output is dropped") &&
+                               ++seen == round + 1;
+                      },
+                      absl::Seconds(20))
+                  .status());
+    CheckSerialToolCycles(link, 1, /*flush=*/false);
+  }
+  EXPECT_TRUE(attach.running()) << attach.Output();
+  attach.Signal(SIGINT);
+  ASSERT_OK_AND_ASSIGN(int code, attach.Wait(absl::Seconds(20)));
+  EXPECT_EQ(code, 0) << attach.Output();
 }
 
 // An attach outlives its session lease many times over: it renews it.
