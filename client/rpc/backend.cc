@@ -140,12 +140,13 @@ class ServerBackend final : public Backend {
   }
 
   void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id, absl::Duration ttl,
+                       absl::Duration timeout,
                        std::function<void(absl::StatusOr<v1::Lease>)> done) override {
     auto* call = new AsyncCall<v1::DeviceRenewLeaseRequest, v1::Lease>();
     *call->req.mutable_device() = ref;
     call->req.set_lease_id(lease_id);
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
-    SetDeadline(&call->ctx, config_.timeout);
+    SetDeadline(&call->ctx, timeout > absl::ZeroDuration() ? timeout : config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
                                [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {
@@ -375,6 +376,7 @@ class AgentBackend final : public Backend {
   }
 
   void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id, absl::Duration ttl,
+                       absl::Duration timeout,
                        std::function<void(absl::StatusOr<v1::Lease>)> done) override {
     // A console session names its port in the open message; direct mode
     // keeps DEVICE as the port name there (see PrepareConsole).
@@ -382,7 +384,7 @@ class AgentBackend final : public Backend {
     call->req.set_port(ref.has_port() ? ref.port().port() : ref.alias());
     call->req.set_lease_id(lease_id);
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
-    SetDeadline(&call->ctx, config_.timeout);
+    SetDeadline(&call->ctx, timeout > absl::ZeroDuration() ? timeout : config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
                                [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {

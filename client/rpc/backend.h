@@ -62,9 +62,10 @@ class Backend {
                                                  const std::string& reason, absl::Duration ttl) = 0;
   virtual absl::StatusOr<v1::Lease> RenewLease(const v1::DeviceRef& ref,
                                                const std::string& lease_id, absl::Duration ttl) = 0;
-  // The same without blocking; `done` runs on a gRPC thread.
+  // The same without blocking, with its own deadline (`timeout`; zero: the
+  // configured one); `done` runs on a gRPC thread.
   virtual void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id,
-                               absl::Duration ttl,
+                               absl::Duration ttl, absl::Duration timeout,
                                std::function<void(absl::StatusOr<v1::Lease>)> done) = 0;
   virtual absl::StatusOr<v1::ReleaseLeaseResponse> ReleaseLease(const v1::DeviceRef& ref,
                                                                 const std::string& lease_id,
