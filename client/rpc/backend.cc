@@ -67,7 +67,8 @@ class ServerBackend final : public Backend {
     *req.mutable_device() = ref;
     *req.mutable_request() = std::move(r);
     return Unary<v1::AtResult>(
-        config_.timeout, [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
+        ExecuteDeadline(config_.timeout, req.request()),
+        [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
   }
 
   absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
@@ -267,8 +268,15 @@ class AgentBackend final : public Backend {
     auto ports = Ports();
     if (!ports.ok()) return ports.status();
     v1::Device d;
+    bool found = false;
     for (const auto& p : (*ports)->ports()) {
-      if (p.name() == *port) d = DeviceFromPort((*ports)->agent(), p);
+      if (p.name() != *port) continue;
+      d = DeviceFromPort((*ports)->agent(), p);
+      found = true;
+    }
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("agent ", (*ports)->agent(), " has no port '", *port, "'"));
     }
     if (d.online()) {
       auto creds = ListCredentials(ref, v1::ListCredentialsRequest());
@@ -282,8 +290,9 @@ class AgentBackend final : public Backend {
     auto port = PortFor(ref);
     if (!port.ok()) return port.status();
     req.set_port(*port);
-    return Unary<v1::AtResult>(
-        config_.timeout, [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
+    return Unary<v1::AtResult>(ExecuteDeadline(config_.timeout, req), [&](auto* ctx, auto* resp) {
+      return stub_->Execute(ctx, req, resp);
+    });
   }
 
   absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
@@ -525,6 +534,11 @@ class AgentBackend final : public Backend {
 };
 
 }  // namespace
+
+absl::Duration ExecuteDeadline(absl::Duration call_timeout, const v1::ExecuteRequest& req) {
+  if (!req.has_timeout()) return call_timeout;
+  return std::max(call_timeout, FromProtoDuration(req.timeout()) + kAtDeadlineMargin);
+}
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const ResolvedConfig& config) {
   auto channel = Dial(config);

@@ -31,6 +31,15 @@ namespace atbridge::client {
 // is not given (a 4 KB paced write at 9600 baud takes seconds).
 inline constexpr absl::Duration kLongCallTimeout = absl::Seconds(120);
 
+// How much longer than the modem's own AT deadline an Execute call waits
+// (the relay through the server and the agent's queue).
+inline constexpr absl::Duration kAtDeadlineMargin = absl::Seconds(5);
+
+// The deadline of an Execute call: `call_timeout` (--timeout), but never less
+// than the request's AT timeout plus kAtDeadlineMargin, so an answer the
+// modem is allowed to take is not cut off by the RPC.
+absl::Duration ExecuteDeadline(absl::Duration call_timeout, const v1::ExecuteRequest& req);
+
 class Backend {
  public:
   virtual ~Backend() = default;

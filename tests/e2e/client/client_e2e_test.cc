@@ -139,6 +139,19 @@ TEST_F(ClientE2E, DevicesListAndShowInDirectMode) {
   CtlResult other = lab_.Ctl({"--agent", lab_.agent_addr(), "devices", "show", "bench9/modem0"});
   EXPECT_EQ(other.code, 5) << other.Both();
   EXPECT_THAT(other.err, HasSubstr("agent 'bench1'"));
+  // An unknown port is NOT_FOUND, not a device with blank fields.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"devices", "show", "modem9"},
+        {"devices", "show", "modem9", "--json"}}) {
+    std::vector<std::string> full = {"--agent", lab_.agent_addr()};
+    full.insert(full.end(), args.begin(), args.end());
+    CtlResult unknown = lab_.Ctl(full);
+    EXPECT_EQ(unknown.code, 5) << unknown.Both();
+    EXPECT_EQ(unknown.out, "");
+    EXPECT_THAT(unknown.err,
+                StartsWith("error: show device modem9 (NOT_FOUND): agent bench1 has no port "
+                           "'modem9'\nhint: list devices with 'atbridgectl devices list'"));
+  }
 }
 
 TEST_F(ClientE2E, DevicesListShowAndLabelThroughTheServer) {
@@ -200,7 +213,48 @@ void CheckAt(Lab& lab, const std::vector<std::string>& mode, const std::string& 
   EXPECT_EQ(cj["code"], 513);
 }
 
-TEST_F(ClientE2E, AtInDirectMode) { CheckAt(lab_, lab_.Direct(), "modem1"); }
+TEST_F(ClientE2E, AtInDirectMode) {
+  CheckAt(lab_, lab_.Direct(), "modem1");
+  // A secret in a failed command never reaches the error line: in CFUN=1
+  // the modem refuses credential writes (518).
+  auto direct = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--agent", lab_.agent_addr()});
+    return lab_.Ctl(args);
+  };
+  ASSERT_EQ(direct({"at", "modem1", "AT+CFUN=1"}).code, 0);
+  const std::string psk = "00112233445566778899AABBCCDDEEFF";
+  CtlResult refused = direct({"at", "modem1", "AT%CMNG=0,77,3,\"" + psk + "\""});
+  EXPECT_EQ(refused.code, 1) << refused.Both();
+  EXPECT_THAT(refused.err, StartsWith("error: AT%CMNG=0,77,3,"));
+  EXPECT_THAT(refused.err, HasSubstr("redacted"));
+  EXPECT_THAT(refused.err, HasSubstr("(+CME ERROR: 518)"));
+  EXPECT_EQ(refused.Both().find(psk), std::string::npos) << refused.Both();
+  ASSERT_EQ(direct({"at", "modem1", "AT+CFUN=4"}).code, 0);
+}
+
+// `at --at-timeout` gives the modem that long, whatever --timeout says:
+// the call's deadline covers the AT timeout plus a margin.
+class ClientSlowModemE2E : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(lab_.Start()); }
+  Lab lab_{Lab::Options{.modems = 1, .server = false, .sim_args = {"--latency", "400"}}};
+};
+
+TEST_F(ClientSlowModemE2E, AtTimeoutOutlastsTheCallTimeout) {
+  CtlResult slow = lab_.Ctl({"--agent", lab_.agent_addr(), "--timeout", "200ms", "at", "modem0",
+                             "AT", "--at-timeout", "5s"});
+  EXPECT_EQ(slow.code, 0) << slow.Both();
+  EXPECT_EQ(slow.out, "OK\n");
+  // Without it, --timeout is the call's deadline.
+  CtlResult cut =
+      lab_.Ctl({"--agent", lab_.agent_addr(), "--timeout", "200ms", "at", "modem0", "AT"});
+  EXPECT_EQ(cut.code, 3) << cut.Both();
+  EXPECT_THAT(cut.err, HasSubstr("(DEADLINE_EXCEEDED)"));
+  // The modem's own deadline still applies.
+  CtlResult modem = lab_.Ctl(
+      {"--agent", lab_.agent_addr(), "at", "modem0", "AT", "--at-timeout", "100ms", "--json"});
+  EXPECT_NE(modem.code, 0) << modem.Both();
+}
 
 TEST_F(ClientE2E, AtThroughTheServer) {
   REQUIRE_SERVER();
