@@ -788,6 +788,31 @@ TEST_F(ClientE2E, BashCompletionCompletesCommands) {
   EXPECT_EQ(r.out, "creds\nwrite\n");
 }
 
+TEST_F(ClientE2E, PkiIssueNamesValidityAndOutputDirectory) {
+  const std::string out = lab_.File("issued");
+  CtlResult r = lab_.Ctl({"pki", "issue", "--role", "agent", "--name", "bench2", "--dns", "b2.lab",
+                          "--dns", "localhost", "--ip", "10.1.2.3", "--ip", "127.0.0.1", "--days",
+                          "30", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.Both();
+  EXPECT_THAT(r.out, HasSubstr("names: b2.lab, localhost, 10.1.2.3, 127.0.0.1"));
+  EXPECT_EQ(r.out.find("PRIVATE KEY"), std::string::npos);
+  struct stat st;
+  ASSERT_EQ(stat((out + "/bench2.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(stat((lab_.pki_dir() + "/bench2.pem").c_str(), &st), 0) << "--out, not --dir";
+  const std::string pem = testing::ReadFileOrDie(out + "/bench2.pem");
+  ASSERT_OK_AND_ASSIGN(pki::CertificateInfo info, pki::ParseCertificate(pem));
+  EXPECT_EQ(info.dns_names, (std::vector<std::string>{"b2.lab", "localhost"}));
+  EXPECT_GT(info.not_after - absl::Now(), absl::Hours(24 * 29));
+  EXPECT_LT(info.not_after - absl::Now(), absl::Hours(24 * 31));
+  EXPECT_OK(
+      pki::VerifyCertificate(testing::ReadFileOrDie(lab_.pki_dir() + "/ca.pem"), pem, absl::Now()));
+  // The agent certificate works: the real agent accepts a client with it.
+  CtlResult as_agent = lab_.Ctl({"--agent", lab_.agent_addr(), "--cert", out + "/bench2.pem",
+                                 "--key", out + "/bench2.key", "config", "show", "--json"});
+  EXPECT_EQ(Json(as_agent)["identity"], "bench2 (agent)");
+}
+
 TEST_F(ClientE2E, UnreachableOrUntrustedPeersGiveHints) {
   CtlResult down = lab_.Ctl({"--server", "127.0.0.1:1", "devices", "list"});
   EXPECT_EQ(down.code, 3) << down.Both();
