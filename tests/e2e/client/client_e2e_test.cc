@@ -75,6 +75,18 @@ std::set<std::string> ImeisOf(const nlohmann::json& devices) {
   return out;
 }
 
+// Waits for a line containing `text` in a subprocess's merged output.
+absl::StatusOr<std::string> WaitFor(Subprocess& p, const std::string& text) {
+  return p.WaitForLineMatching([&](const std::string& l) { return absl::StrContains(l, text); },
+                               absl::Seconds(20));
+}
+
+std::vector<std::string> Cmd(std::vector<std::string> flags, std::vector<std::string> args) {
+  flags.insert(flags.begin(), BinaryPath("atbridgectl"));
+  flags.insert(flags.end(), args.begin(), args.end());
+  return flags;
+}
+
 class ClientE2E : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_OK(lab_.Start()); }
@@ -543,21 +555,26 @@ TEST_F(ClientE2E, RotateAndCancel) {
   EXPECT_EQ(watch.code, 1) << watch.Both();
   EXPECT_THAT(watch.err, HasSubstr("(canceled)"));
   EXPECT_THAT(watch.err, HasSubstr("e2e"));
+
+  // Ctrl-C during push --wait stops watching, not the job: exit 130, the
+  // job id and how to follow it again.
+  Subprocess push;
+  ASSERT_OK(push.Start(Cmd(lab_.ServerFlags(), {"push", "52", "root-ca", first, "--all",
+                                                "--per-minute", "1", "--wait"})));
+  ASSERT_OK_AND_ASSIGN(std::string created, push.WaitForLine("created job "));
+  const std::string slow_id = std::vector<std::string>(absl::StrSplit(created, ' '))[2];
+  push.Signal(SIGINT);
+  ASSERT_OK_AND_ASSIGN(int code, push.Wait(absl::Seconds(20)));
+  EXPECT_EQ(code, 130) << push.Output();
+  EXPECT_THAT(push.Output(), HasSubstr("the job keeps running"));
+  EXPECT_THAT(push.Output(),
+              HasSubstr("hint: follow it again with 'atbridgectl jobs watch " + slow_id + "'"));
+  nlohmann::json still = Json(lab_.Ctl({"jobs", "show", slow_id, "--json"}));
+  EXPECT_EQ(still["state"], "JOB_IN_PROGRESS");
+  EXPECT_EQ(lab_.Ctl({"jobs", "cancel", slow_id}).code, 0);
 }
 
 // ---- console ---------------------------------------------------------------------------
-
-// Waits for a line containing `text` in a subprocess's merged output.
-absl::StatusOr<std::string> WaitFor(Subprocess& p, const std::string& text) {
-  return p.WaitForLineMatching([&](const std::string& l) { return absl::StrContains(l, text); },
-                               absl::Seconds(20));
-}
-
-std::vector<std::string> Cmd(std::vector<std::string> flags, std::vector<std::string> args) {
-  flags.insert(flags.begin(), BinaryPath("atbridgectl"));
-  flags.insert(flags.end(), args.begin(), args.end());
-  return flags;
-}
 
 void CheckConsole(Lab& lab, const std::vector<std::string>& flags, const std::string& device,
                   const std::string& imei) {
