@@ -594,6 +594,30 @@ TEST_F(ClientE2E, ConsoleInDirectMode) {
   CheckConsole(lab_, lab_.AgentFlags("olga"), "modem2", lab_.imei(2));
 }
 
+// Piped input: the session ends only once every command has its answer.
+TEST_F(ClientE2E, ConsoleFromAPipeWaitsForTheAnswers) {
+  for (int i = 0; i < 3; ++i) {
+    CtlResult one =
+        RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2"}), {}, "AT+CGSN\r\n");
+    EXPECT_EQ(one.code, 0) << one.Both();
+    EXPECT_THAT(one.out, HasSubstr(lab_.imei(2) + "\r\nOK\r\n")) << i;
+  }
+  CtlResult two = RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2"}), {},
+                             "AT+CMEE=1\r\nAT+CGMM\r\nAT%CMNG=2,99,0\r\n");
+  EXPECT_EQ(two.code, 0) << two.Both();
+  EXPECT_THAT(two.out, HasSubstr("nRF9151-LACA\r\nOK\r\n"));
+  EXPECT_THAT(two.out, HasSubstr("+CME ERROR: 513\r\n"));
+  // --read-only: input is discarded and nothing is waited for.
+  CtlResult watch = RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2", "--read-only"}),
+                               {}, "AT+CFUN=1\r\n");
+  EXPECT_EQ(watch.code, 0) << watch.Both();
+  EXPECT_THAT(watch.err, HasSubstr("read-only (watching)"));
+  EXPECT_THAT(watch.err, HasSubstr("typed input is discarded"));
+  nlohmann::json cfun =
+      Json(lab_.Ctl({"--agent", lab_.agent_addr(), "at", "modem2", "AT+CFUN?", "--json"}));
+  EXPECT_EQ(cfun["lines"][0], "+CFUN: 4");
+}
+
 TEST_F(ClientE2E, ConsoleWriterAndWatcherThroughTheServer) {
   REQUIRE_SERVER();
   CheckConsole(lab_, lab_.ServerFlags("olga"), "bench1/modem0", lab_.imei(0));
