@@ -327,6 +327,16 @@ void CheckCreds(Lab& lab, const std::vector<std::string>& mode, const std::strin
   EXPECT_EQ(rj["content"], pem);
   EXPECT_EQ(rj["entry"]["sha256"], sha);
 
+  // --dry-run validates, repairs and compares, and writes nothing.
+  CtlResult dry = ctl({"creds", "write", device, "45", "root-ca", messy_file, "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.Both();
+  EXPECT_THAT(dry.out, StartsWith("dry run: write root-ca (0) at tag 45 on " + device));
+  EXPECT_THAT(dry.out, HasSubstr("repaired:"));
+  nlohmann::json dry_json =
+      Json(ctl({"creds", "write", device, "42", "root-ca", messy_file, "--dry-run", "--json"}));
+  EXPECT_EQ(dry_json["skipped"], true) << "tag 42 already holds it";
+  EXPECT_EQ(Json(ctl({"creds", "list", device, "--tag", "45", "--json"}))["entries"].size(), 0u);
+
   CtlResult del = ctl({"creds", "delete", device, "43", "root-ca"});
   EXPECT_EQ(del.code, 0) << del.Both();
   EXPECT_THAT(del.out, StartsWith("deleted root-ca (0) at tag 43"));
@@ -335,6 +345,13 @@ void CheckCreds(Lab& lab, const std::vector<std::string>& mode, const std::strin
   CtlResult ignore = ctl({"creds", "delete", device, "43", "root-ca", "--ignore-missing"});
   EXPECT_EQ(ignore.code, 0) << ignore.Both();
   EXPECT_THAT(ignore.out, StartsWith("nothing to delete"));
+  nlohmann::json del_json =
+      Json(ctl({"creds", "delete", device, "43", "root-ca", "--ignore-missing", "--json"}));
+  EXPECT_EQ(del_json["skipped"], true);
+  EXPECT_TRUE(del_json.contains("steps"));
+  nlohmann::json del42 = Json(ctl({"creds", "delete", device, "42", "root-ca", "--json"}));
+  EXPECT_EQ(del42["skipped"], false);
+  EXPECT_FALSE(del42["steps"].empty());
 
   // Key generation inside the modem: the CSR comes back, the key stays.
   CtlResult csr = ctl({"creds", "keygen", device, "60", "--attributes", "CN=e2e-device"});
@@ -438,6 +455,14 @@ TEST_F(ClientE2E, LeasesInDirectMode) {
   EXPECT_EQ(blocked.code, 0) << "reads are not blocked by a lease: " << blocked.Both();
   CtlResult write_blocked = lab_.CtlAs("olga", direct({"at", "modem1", "AT"}));
   EXPECT_EQ(write_blocked.code, 7) << write_blocked.Both();
+  // Renew without --lease-id: our own lease on that port.
+  nlohmann::json renewed =
+      Json(lab_.Ctl(direct({"lease", "renew", "modem1", "--ttl", "20m", "--json"})));
+  EXPECT_EQ(renewed["lease_id"], lease["lease_id"]);
+  EXPECT_GT(renewed["expires_at"].get<std::string>(), lease["expires_at"].get<std::string>());
+  CtlResult renewed_text = lab_.Ctl(direct({"lease", "renew", "modem1"}));
+  EXPECT_EQ(renewed_text.code, 0) << renewed_text.Both();
+  EXPECT_THAT(renewed_text.out, StartsWith("renewed bench1/modem1"));
   EXPECT_EQ(lab_.Ctl(direct({"lease", "release", "modem1"})).code, 0);
   EXPECT_EQ(Json(lab_.Ctl(direct({"lease", "list", "--json"})))["leases"].size(), 0u);
 }
@@ -481,6 +506,21 @@ TEST_F(ClientE2E, PushWaitReportWatchAndAudit) {
   CtlResult watch = lab_.Ctl({"jobs", "watch", id2});
   EXPECT_EQ(watch.code, 0) << watch.Both();
   EXPECT_THAT(watch.out, HasSubstr("3/3 done (succeeded 3) completed"));
+  nlohmann::json watched = Json(lab_.Ctl({"jobs", "watch", id2, "--json"}));
+  EXPECT_EQ(watched["id"], id2);
+  EXPECT_EQ(watched["state"], "JOB_COMPLETED");
+  EXPECT_EQ(watched["executions"].size(), 3u);
+
+  // --dry-run resolves and validates, touches no device; --max-concurrency
+  // goes into the job's rollout.
+  nlohmann::json dry = Json(lab_.Ctl({"push", "48", "root-ca", pem_file, "--all", "--dry-run",
+                                      "--max-concurrency", "2", "--wait", "--json"}));
+  EXPECT_EQ(dry["spec"]["dry_run"], true);
+  EXPECT_EQ(dry["spec"]["rollout"]["max_concurrency"], 2);
+  EXPECT_EQ(dry["counts"]["total"], 3);
+  EXPECT_EQ(dry["state"], "JOB_COMPLETED");
+  EXPECT_EQ(Json(lab_.Ctl({"creds", "list", "slot=a", "--tag", "48", "--json"}))["entries"].size(),
+            0u);
 
   nlohmann::json jobs = Json(lab_.Ctl({"jobs", "list", "--json"}));
   std::set<std::string> ids;
