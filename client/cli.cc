@@ -25,7 +25,8 @@ constexpr char kFooter[] =
     "  --timeout / ATBRIDGE_TIMEOUT      deadline of each call (default 30s)\n"
     "  --config / ATBRIDGE_CONFIG        config file (default $XDG_CONFIG_HOME/atbridge/ctl.yaml,\n"
     "                                    else ~/.config/atbridge/ctl.yaml)\n"
-    "Start with 'atbridgectl pki init' (a dev CA, your admin certificate and ctl.yaml).\n"
+    "Start with 'atbridgectl pki init' (a dev CA, certificates for you, the server and an agent,\n"
+    "and ctl.yaml).\n"
     "\n";
 
 // The deepest subcommand that was parsed, for "see --help" hints.

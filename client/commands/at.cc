@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "client/commands/common.h"
 #include "client/core/parse.h"
+#include "common/at/credential_types.h"
 #include "common/proto_time.h"
 
 namespace atbridge::client {
@@ -38,7 +39,9 @@ absl::Status RunAt(CommandContext& ctx, const AtOptions& o) {
   }
   auto backend = ctx.backend();
   if (!backend.ok()) return backend.status();
-  const std::string what = absl::StrCat(command, " on ", o.device);
+  // Error lines name the command, never a secret written with it (a PSK in
+  // AT%CMNG=0,<tag>,3,"...").
+  const std::string what = absl::StrCat(at::RedactSecrets(command), " on ", o.device);
   auto r = (*backend)->Execute(*ref, req);
   if (!r.ok()) return WithWhat(r.status(), what);
   if (o.json) {

@@ -1,6 +1,8 @@
 // attach DEVICE --link PATH: a local pty linked at PATH, relayed both ways to
 // the remote modem under a lease, until SIGINT/SIGTERM. Any serial tool
 // (picocom, nrfcredstore, pyserial) uses PATH as if the board were local.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +20,7 @@
 #include "client/console/pty_link.h"
 #include "client/console/remote_session.h"
 #include "client/core/parse.h"
+#include "common/pty/pty.h"
 
 namespace atbridge::client {
 
@@ -32,13 +35,17 @@ struct AttachOptions {
 };
 
 // Relays: pty master -> stream (next pty read after the write is sent) and
-// stream -> pty master (next stream read after the bytes are in the pty).
+// stream -> pty master (next stream read after the bytes are in the pty, or
+// dropped because no tool has the port open). The pty behaves like a real
+// serial port (console/pty_link.h): each tool gets a fresh line, and output
+// that arrives while no tool has the port open is dropped.
 class Attach {
  public:
   Attach(CommandContext& ctx, Backend& backend, const AttachOptions& o)
       : ctx_(ctx),
         options_(o),
         master_(io_),
+        tool_watch_(io_),
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
         session_(io_, backend,
                  {.on_opened = [this](const v1::ConsoleEvent& ev) { OnOpened(ev); },
@@ -47,12 +54,21 @@ class Attach {
                   .on_closed = [this](absl::Status s) { OnClosed(std::move(s)); }}) {}
 
   absl::Status Run(const v1::DeviceRef& ref) {
+    const std::string what = absl::StrCat("attach ", options_.device);
     auto link = PtyLink::Create(options_.link);
-    if (!link.ok()) return WithWhat(link.status(), absl::StrCat("attach ", options_.device));
+    if (!link.ok()) return WithWhat(link.status(), what);
     link_ = *std::move(link);
     boost::system::error_code ec;
     master_.assign(link_->ReleaseMaster(), ec);
-    if (ec) return absl::InternalError(absl::StrCat("watch the pty: ", ec.message()));
+    if (ec)
+      return WithWhat(absl::InternalError(absl::StrCat("watch the pty: ", ec.message())), what);
+    // Asio closes what it is given: give it a duplicate of the watch fd.
+    int watch_fd = fcntl(link_->watch_fd(), F_DUPFD_CLOEXEC, 0);
+    if (watch_fd >= 0) tool_watch_.assign(watch_fd, ec);
+    if (watch_fd < 0 || ec) {
+      if (watch_fd >= 0) close(watch_fd);
+      return WithWhat(absl::InternalError("watch the pty for tools opening it"), what);
+    }
     signals_.async_wait([this](const boost::system::error_code& e, int) {
       if (!e) {
         stopping_ = true;
@@ -62,10 +78,13 @@ class Attach {
     absl::Status s = session_.Open(
         ref, /*write=*/true,
         options_.reason.empty() ? absl::StrCat("attach at ", options_.link) : options_.reason);
-    if (!s.ok()) return WithWhat(s, absl::StrCat("attach ", options_.device));
+    if (!s.ok()) return WithWhat(s, what);
     io_.run();
-    master_.close(ec);
+    // The link and the pty's own slave fd go first; the master stays open
+    // as long as the pty lives (console/pty_link.h).
     link_.reset();  // Removes the link.
+    tool_watch_.close(ec);
+    master_.close(ec);
     return result_;
   }
 
@@ -77,41 +96,111 @@ class Attach {
       session_.Close();
       return;
     }
+    // Only now is the path ours to point at the pty.
+    if (absl::Status s = link_->Link(); !s.ok()) {
+      error_ = std::move(s);
+      session_.Close();
+      return;
+    }
     ctx_.out() << "attached " << options_.device << " at " << options_.link << std::endl;
+    WatchTools();
     ReadPty();
   }
 
+  // Tools opening the port, as soon as they do.
+  void WatchTools() {
+    tool_watch_.async_wait(asio::posix::descriptor_base::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                             if (ec || session_.closed()) return;
+                             NoteOpens();
+                             WatchTools();
+                           });
+  }
+
+  void NoteOpens() {
+    if (link_->TakeOpens()) drop_noticed_ = false;
+  }
+
   void ReadPty() {
-    master_.async_read_some(
-        asio::buffer(in_), [this](const boost::system::error_code& ec, size_t n) {
-          if (ec) {
-            if (ec != asio::error::operation_aborted && !session_.closed()) {
-              error_ = absl::UnavailableError(absl::StrCat("read the pty: ", ec.message()));
-              session_.Close();
-            }
-            return;
-          }
-          session_.Write(std::string(in_.data(), n), [this](bool ok) {
-            if (ok) ReadPty();
-          });
-        });
+    master_.async_read_some(asio::buffer(in_), [this](const boost::system::error_code& ec,
+                                                      size_t n) {
+      NoteOpens();  // An open that already happened is known before anything else.
+      if (ec == asio::error::operation_aborted || session_.closed()) return;
+      if (ec == boost::system::errc::io_error || ec == asio::error::eof) {
+        // The last tool closed the port: a fresh line for the next one,
+        // and nothing queued for this one reaches it.
+        if (absl::Status s = link_->OnHangup(); !s.ok()) {
+          Fail(absl::InternalError(absl::StrCat("reset ", options_.link, ": ", s.message())));
+          return;
+        }
+        if (writing_) drop_rest_ = true;
+        ReadPty();
+        return;
+      }
+      if (ec) {
+        Fail(absl::UnavailableError(absl::StrCat("read from ", options_.link, ": ", ec.message())));
+        return;
+      }
+      session_.Write(std::string(in_.data(), n), [this](bool ok) {
+        if (ok) ReadPty();
+      });
+    });
   }
 
   void OnData(std::string data) {
     out_ = std::move(data);
-    asio::async_write(master_, asio::buffer(out_),
-                      [this](const boost::system::error_code& ec, size_t) {
-                        if (ec) return;
-                        session_.ResumeReading();
-                      });
+    out_off_ = 0;
+    WriteMaster();
+  }
+
+  // Writes out_ from out_off_, dropping what no tool is there to read.
+  void WriteMaster() {
+    NoteOpens();
+    const bool nobody = !link_->tool_present();
+    if (nobody || drop_rest_ || out_off_ >= out_.size()) {
+      if (nobody && out_off_ < out_.size()) NoteDropped();
+      drop_rest_ = false;
+      out_.clear();
+      out_off_ = 0;
+      session_.ResumeReading();
+      return;
+    }
+    writing_ = true;
+    master_.async_write_some(
+        asio::buffer(out_.data() + out_off_, out_.size() - out_off_),
+        [this](const boost::system::error_code& ec, size_t n) {
+          writing_ = false;
+          if (ec == asio::error::operation_aborted || session_.closed()) {
+            return;
+          }
+          if (ec) {
+            Fail(absl::InternalError(absl::StrCat("write to ", options_.link, ": ", ec.message())));
+            return;
+          }
+          out_off_ += n;
+          WriteMaster();
+        });
+  }
+
+  void NoteDropped() {
+    if (drop_noticed_) return;
+    drop_noticed_ = true;
+    ctx_.err() << "atbridgectl: no tool has " << options_.link
+               << " open: modem output is dropped until one opens it, as a closed serial port "
+                  "drops it"
+               << std::endl;
+  }
+
+  void Fail(absl::Status s) {
+    if (error_.ok()) error_ = std::move(s);
+    session_.Close();
   }
 
   void OnEvent(const v1::ConsoleEvent& ev) {
     switch (ev.kind()) {
       case v1::ConsoleEvent::LEASE_LOST:
-        error_ = absl::FailedPreconditionError(
-            absl::StrCat("the lease was lost", ev.detail().empty() ? "" : ": ", ev.detail()));
-        session_.Close();
+        Fail(absl::FailedPreconditionError(
+            absl::StrCat("the lease was lost", ev.detail().empty() ? "" : ": ", ev.detail())));
         break;
       case v1::ConsoleEvent::DROPPED:
         ctx_.err() << "atbridgectl: " << ev.dropped_bytes()
@@ -140,6 +229,7 @@ class Attach {
     signals_.cancel();
     boost::system::error_code ec;
     master_.cancel(ec);
+    tool_watch_.cancel(ec);
     io_.stop();
   }
 
@@ -148,10 +238,15 @@ class Attach {
   asio::io_context io_;
   std::unique_ptr<PtyLink> link_;
   asio::posix::stream_descriptor master_;
+  asio::posix::stream_descriptor tool_watch_;
   asio::signal_set signals_;
   RemoteSession session_;
   std::array<char, 4096> in_;
-  std::string out_;
+  std::string out_;            // Modem output being written to the pty.
+  size_t out_off_ = 0;         // How much of out_ is written.
+  bool writing_ = false;       // A write to the master is in flight.
+  bool drop_rest_ = false;     // The tool left mid-write: drop the rest of out_.
+  bool drop_noticed_ = false;  // Told the user about dropping since the last open.
   bool stopping_ = false;
   absl::Status error_;
   absl::Status result_;
@@ -161,6 +256,23 @@ absl::Status RunAttach(CommandContext& ctx, const AttachOptions& o) {
   ctx.RequireRole("operator");
   auto ref = ParseDeviceRef(o.device);
   if (!ref.ok()) return ref.status();
+  const std::string what = absl::StrCat("attach ", o.device);
+  // One attach per path: a second one must not touch the first one's link.
+  auto claim = pty::PathClaim::Claim(o.link, "atbridgectl attach");
+  if (!claim.ok()) {
+    return WithHint(WithWhat(claim.status(), what),
+                    "stop that attach first (it removes its link when it ends), or choose "
+                    "another --link");
+  }
+  // A path that is not a symlink is never replaced: say so before taking
+  // the port's lease.
+  struct stat st;
+  if (lstat(o.link.c_str(), &st) == 0 && !S_ISLNK(st.st_mode)) {
+    return WithHint(WithWhat(absl::AlreadyExistsError(absl::StrCat(
+                                 o.link, " exists and is not a symlink; refusing to replace it")),
+                             what),
+                    "choose another --link, e.g. /tmp/ttyNRF0");
+  }
   auto backend = ctx.backend();
   if (!backend.ok()) return backend.status();
   Attach attach(ctx, **backend, o);

@@ -1,6 +1,9 @@
 // console DEVICE: an interactive raw console to a remote modem. The terminal
 // goes raw; Ctrl-] leaves (like telnet/picocom). Without the lease (someone
-// else holds it) the console is a read-only watcher.
+// else holds it) the console is a read-only watcher. With stdin not a
+// terminal (a pipe), input is sent as read, and after its end the session
+// stays until every command line sent has its final result (or
+// --at-timeout passes), so a script's last reply is not lost.
 #include <fcntl.h>
 #include <poll.h>
 #include <termios.h>
@@ -11,12 +14,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <csignal>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "client/commands/common.h"
+#include "client/console/at_tracker.h"
 #include "client/console/remote_session.h"
 #include "client/core/parse.h"
 
@@ -86,6 +91,7 @@ struct ConsoleOptions {
   std::string device;
   bool read_only = false;
   std::string reason;
+  absl::Duration at_timeout = absl::Seconds(10);
 };
 
 class Console {
@@ -95,6 +101,7 @@ class Console {
         options_(o),
         stdin_(io_),
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        drain_timer_(io_),
         session_(io_, backend,
                  {.on_opened = [this](const v1::ConsoleEvent& ev) { OnOpened(ev); },
                   .on_data = [this](const std::string& data) { OnData(data); },
@@ -113,7 +120,9 @@ class Console {
       stdin_is_file_ = true;
     }
     signals_.async_wait([this](const boost::system::error_code& e, int) {
-      if (!e) session_.Close();
+      if (e) return;
+      interrupted_ = true;
+      session_.Close();
     });
     absl::Status s =
         session_.Open(ref, !options_.read_only,
@@ -141,6 +150,10 @@ class Console {
 
   void OnData(const std::string& data) {
     WriteAll(1, data);
+    if (!ctx_.stdin_tty()) {
+      tracker_.Received(data);
+      if (draining_ && tracker_.pending() == 0) session_.Close();
+    }
     session_.ResumeReading();
   }
 
@@ -167,7 +180,16 @@ class Console {
   }
 
   void OnClosed(absl::Status s) {
+    if (s.ok() && interrupted_) {
+      s = WithExitCode(absl::CancelledError("interrupted by a signal"), kExitInterrupted);
+    } else if (s.ok() && unanswered_ > 0) {
+      s = absl::DeadlineExceededError(
+          absl::StrCat("no final result for ", unanswered_, " command(s) within ",
+                       absl::FormatDuration(options_.at_timeout), " after the end of input"));
+      s = WithHint(s, "raise --at-timeout, or use 'atbridgectl at' for scripted commands");
+    }
     result_ = WithWhat(std::move(s), absl::StrCat("console on ", options_.device));
+    drain_timer_.cancel();
     signals_.cancel();
     boost::system::error_code ec;
     stdin_.close(ec);
@@ -201,8 +223,10 @@ class Console {
       leave = true;
     }
     auto next = [this, leave](bool ok) {
-      if (leave || !ok) {
+      if (!ok) {
         session_.Close();
+      } else if (leave) {
+        Leave();
       } else {
         ReadStdin();
       }
@@ -219,7 +243,24 @@ class Console {
       next(true);
       return;
     }
+    if (!ctx_.stdin_tty()) tracker_.Sent(bytes);
     session_.Write(std::move(bytes), next);
+  }
+
+  // End of input (or the escape): in pipe mode, wait for the answers first.
+  void Leave() {
+    if (ctx_.stdin_tty() || tracker_.pending() == 0) {
+      session_.Close();
+      return;
+    }
+    draining_ = true;
+    drain_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        absl::ToChronoNanoseconds(options_.at_timeout)));
+    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || session_.closed()) return;
+      unanswered_ = tracker_.pending();
+      session_.Close();
+    });
   }
 
   CommandContext& ctx_;
@@ -227,7 +268,12 @@ class Console {
   asio::io_context io_;
   asio::posix::stream_descriptor stdin_;
   asio::signal_set signals_;
+  asio::steady_timer drain_timer_;
   RemoteSession session_;
+  AtTracker tracker_;         // Pipe mode: commands sent and not yet answered.
+  bool draining_ = false;     // Input ended; waiting for the answers.
+  int unanswered_ = 0;        // Commands still unanswered at --at-timeout.
+  bool interrupted_ = false;  // SIGINT/SIGTERM/SIGHUP.
   std::unique_ptr<RawTerminal> raw_;
   std::array<char, 4096> buf_;
   bool stdin_is_file_ = false;
@@ -256,7 +302,23 @@ void AddConsoleCommand(CLI::App& app, CommandContext& ctx) {
   c->add_option("DEVICE", o->device, "IMEI, agent/port or alias")->required();
   c->add_flag("--read-only", o->read_only, "only watch, never take the lease");
   c->add_option("--reason", o->reason, "lease reason shown to others");
-  c->callback([&ctx, o] { ctx.SetAction([&ctx, o] { return RunConsole(ctx, *o); }); });
+  auto at_timeout = std::make_shared<std::string>();
+  c->add_option(
+      "--at-timeout", *at_timeout,
+      "pipe mode: after the end of input, how long to wait for the answers (default 10s)");
+  c->footer(
+      "\nCtrl-] or the end of piped input leaves (exit 0); a signal (SIGINT, SIGTERM, SIGHUP)\n"
+      "exits 130. Example: printf 'AT+CGSN\\r\\n' | atbridgectl console bench1/modem0");
+  c->callback([&ctx, o, at_timeout] {
+    ctx.SetAction([&ctx, o, at_timeout]() -> absl::Status {
+      if (!at_timeout->empty()) {
+        auto d = ParsePositiveDuration(*at_timeout);
+        if (!d.ok()) return UsageError(absl::StrCat("--at-timeout: ", d.status().message()));
+        o->at_timeout = *d;
+      }
+      return RunConsole(ctx, *o);
+    });
+  });
 }
 
 }  // namespace atbridge::client

@@ -31,7 +31,7 @@ absl::StatusOr<const ResolvedConfig*> CommandContext::Config() {
   const std::string path = ConfigPath();
   ConnectionSettings file_settings;
   bool loaded = false;
-  auto file = LoadConfigFile(path);
+  auto file = LoadConfigFile(path, env_("HOME").value_or(""));
   if (file.ok()) {
     file_settings = *std::move(file);
     loaded = true;

@@ -1,6 +1,16 @@
 // push, rotate, jobs list | show | watch | cancel | report (server only)
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client/commands/common.h"
@@ -44,6 +54,86 @@ std::string ActionName(const v1::JobSpec& spec) {
   return "-";
 }
 
+// While alive, SIGINT and SIGTERM do not kill the process: they set a flag
+// and run a callback (on a helper thread), e.g. cancelling a watch, so the
+// command can restore the terminal line and say how to go on. The previous
+// handlers come back at destruction. One instance at a time.
+class Interrupts {
+ public:
+  Interrupts() {
+    if (pipe2(pipe_, O_CLOEXEC) != 0) {
+      pipe_[0] = pipe_[1] = -1;
+      return;
+    }
+    write_fd_ = pipe_[1];
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) {
+      const char c = 'i';
+      int saved = errno;
+      (void)!write(write_fd_, &c, 1);
+      errno = saved;
+    };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Interrupts() {
+    if (pipe_[1] < 0) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    const char c = 's';
+    (void)!write(pipe_[1], &c, 1);
+    thread_.join();
+    close(pipe_[0]);
+    close(pipe_[1]);
+    write_fd_ = -1;
+  }
+  Interrupts(const Interrupts&) = delete;
+  Interrupts& operator=(const Interrupts&) = delete;
+
+  bool interrupted() const { return interrupted_; }
+  // Runs `f` when a signal arrives, or now if one already did; empty clears.
+  void OnInterrupt(std::function<void()> f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    callback_ = std::move(f);
+    if (interrupted_ && callback_) callback_();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      char c;
+      ssize_t n = read(pipe_[0], &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || c == 's') return;
+      std::lock_guard<std::mutex> lock(mu_);
+      interrupted_ = true;
+      if (callback_) callback_();
+    }
+  }
+
+  static inline int write_fd_ = -1;
+  int pipe_[2] = {-1, -1};
+  struct sigaction old_int_ = {};
+  struct sigaction old_term_ = {};
+  std::thread thread_;
+  std::mutex mu_;
+  std::function<void()> callback_;
+  std::atomic<bool> interrupted_{false};
+};
+
+// What an interrupted wait reports: the job goes on; how to follow it.
+absl::Status Interrupted(const std::string& job_id) {
+  return WithHint(
+      WithExitCode(WithWhat(absl::CancelledError(absl::StrCat(
+                                "interrupted; stopped watching, the job keeps running on the "
+                                "server")),
+                            absl::StrCat("watch job ", job_id)),
+                   kExitInterrupted),
+      absl::StrCat("follow it again with 'atbridgectl jobs watch ", job_id, "'"));
+}
+
 template <typename Resp, typename Call>
 absl::StatusOr<Resp> Unary(CommandContext& ctx, Backend& backend, Call&& call) {
   grpc::ClientContext c;
@@ -82,9 +172,10 @@ absl::Status JobOutcome(const v1::Job& job) {
 }
 
 // Streams the job's events with a progress bar on stderr until it ends;
-// returns the final job (with executions).
+// returns the final job (with executions). A signal stops the watch (not
+// the job): the bar line is ended and Interrupted() returned.
 absl::StatusOr<v1::Job> Watch(CommandContext& ctx, Backend& backend, v1::Provisioning::Stub* stub,
-                              const std::string& job_id) {
+                              const std::string& job_id, Interrupts& interrupts) {
   // The bar is drawn (on stderr) only when both outputs are terminals;
   // otherwise plain lines, one per change, keep logs readable.
   ProgressReporter progress(ctx.err(), ctx.stdout_tty() && ctx.stderr_tty(),
@@ -93,6 +184,7 @@ absl::StatusOr<v1::Job> Watch(CommandContext& ctx, Backend& backend, v1::Provisi
   v1::WatchJobRequest req;
   req.set_job_id(job_id);
   auto reader = stub->WatchJob(&call, req);
+  interrupts.OnInterrupt([&call] { call.TryCancel(); });
   v1::JobEvent ev;
   while (reader->Read(&ev)) {
     if (ev.has_execution() && ev.has_transition() && IsTerminal(ev.execution().state()) &&
@@ -107,7 +199,9 @@ absl::StatusOr<v1::Job> Watch(CommandContext& ctx, Backend& backend, v1::Provisi
     progress.Update(ev.counts(), ev.job_state());
   }
   grpc::Status s = reader->Finish();
+  interrupts.OnInterrupt(nullptr);
   progress.Finish();
+  if (interrupts.interrupted()) return Interrupted(job_id);
   if (!s.ok()) return WithWhat(FromGrpcStatus(s), absl::StrCat("watch job ", job_id));
   v1::GetJobRequest get;
   get.set_job_id(job_id);
@@ -206,6 +300,10 @@ absl::Status RunPush(CommandContext& ctx, const PushOptions& o, bool rotate) {
   v1::Provisioning::Stub* stub = server->second;
   v1::CreateJobRequest req;
   *req.mutable_spec() = std::move(spec);
+  // From here a Ctrl-C must not leave the terminal line drawn over or the
+  // job id unknown.
+  std::optional<Interrupts> interrupts;
+  if (o.wait) interrupts.emplace();
   auto job = Unary<v1::Job>(ctx, *backend,
                             [&](auto* c, auto* resp) { return stub->CreateJob(c, req, resp); });
   if (!job.ok()) return WithWhat(job.status(), absl::StrCat("create the ", command, " job"));
@@ -220,8 +318,10 @@ absl::Status RunPush(CommandContext& ctx, const PushOptions& o, bool rotate) {
     }
     return absl::OkStatus();
   }
-  ctx.err() << "created job " << job->id() << " (" << job->counts().total() << " device(s))\n";
-  auto done = Watch(ctx, *backend, stub, job->id());
+  ctx.err() << "created job " << job->id() << " (" << job->counts().total() << " device(s))"
+            << std::endl;
+  if (interrupts->interrupted()) return Interrupted(job->id());
+  auto done = Watch(ctx, *backend, stub, job->id(), *interrupts);
   if (!done.ok()) return done.status();
   if (o.json) {
     PrintJson(ctx, *done);
@@ -365,7 +465,8 @@ absl::Status RunWatch(CommandContext& ctx, const std::string& id, bool json) {
   if (!server.ok()) return server.status();
   Backend* backend = server->first;
   v1::Provisioning::Stub* stub = server->second;
-  auto job = Watch(ctx, *backend, stub, id);
+  Interrupts interrupts;
+  auto job = Watch(ctx, *backend, stub, id, interrupts);
   if (!job.ok()) return job.status();
   if (json) {
     PrintJson(ctx, *job);

@@ -1,5 +1,6 @@
 // pki init | issue: a dev CA and certificates for every role, so mTLS works
-// for a new user in one command.
+// for a new user in one command: `pki init` makes the CA, your certificate,
+// the server's and one agent's, and the config file pointing at yours.
 #include "common/pki/pki.h"
 
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -32,6 +34,23 @@ bool ValidName(const std::string& name) {
     }
   }
   return true;
+}
+
+// The server certificate's name (CN) that `pki init` issues.
+constexpr char kServerName[] = "atbridge-server";
+
+// Names that would overwrite the CA's own files.
+bool CollidesWithCa(const std::string& name) { return name == "ca"; }
+
+// `path` made absolute (config files resolve relative paths against their
+// own directory, so a relative --dir must not be written into one).
+std::string Absolute(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::string out = abs.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 bool Exists(const std::string& path) {
@@ -86,6 +105,10 @@ absl::StatusOr<pki::KeyAndCert> Issue(const pki::KeyAndCert& ca, const IssueOpti
                                    "' must be 1-64 letters, digits, '-', '_', '.', '@' (it becomes "
                                    "the certificate CN and the file name)"));
   }
+  if (CollidesWithCa(o.name)) {
+    return UsageError(
+        absl::StrCat("--name '", o.name, "' would overwrite the CA's files (ca.pem, ca.key)"));
+  }
   if (o.days == 0 || o.days > 3650) return UsageError("--days must be 1..3650");
   pki::IssueOptions io;
   io.common_name = o.name;
@@ -120,6 +143,33 @@ absl::StatusOr<pki::KeyAndCert> LoadCa(const std::string& dir) {
   return pki::KeyAndCert{*std::move(key), *std::move(cert)};
 }
 
+// Whether `cert_path` holds a certificate for the same principal and role,
+// signed by `ca`: issuing it again replaces nothing anybody else made (the
+// old one stays valid until it expires).
+bool SameIdentityFromCa(const pki::KeyAndCert& ca, const std::string& cert_path,
+                        const std::string& name, const std::string& role) {
+  auto pem = ReadFile(cert_path);
+  if (!pem.ok()) return false;
+  auto info = pki::ParseCertificate(*pem);
+  auto id = tls::IdentityFromCertificate(*pem);
+  if (!info.ok() || !id.ok()) return false;
+  if (id->principal != name || id->role != tls::RoleFromName(role)) return false;
+  // Checked when it was valid: an expired one may be re-issued too.
+  return pki::VerifyCertificate(ca.cert_pem, *pem, info->not_before + absl::Seconds(1)).ok();
+}
+
+void PrintIssued(CommandContext& ctx, const std::string& out_dir, const IssueOptions& o,
+                 const std::vector<std::string>& dns, const std::vector<std::string>& ips,
+                 bool replaced) {
+  ctx.out() << "issued " << o.role << " certificate for " << o.name << ": " << out_dir << "/"
+            << o.name << ".pem (key " << out_dir << "/" << o.name << ".key, mode 0600)"
+            << (replaced ? "; replaced the previous one" : "") << "\n";
+  if (!dns.empty() || !ips.empty()) {
+    ctx.out() << "  names: " << absl::StrJoin(dns, ", ") << (dns.empty() || ips.empty() ? "" : ", ")
+              << absl::StrJoin(ips, ", ") << "\n";
+  }
+}
+
 absl::Status RunIssue(CommandContext& ctx, const IssueOptions& o_in) {
   IssueOptions o = o_in;
   if (o.dir.empty()) o.dir = DefaultPkiDir(ctx);
@@ -129,18 +179,18 @@ absl::Status RunIssue(CommandContext& ctx, const IssueOptions& o_in) {
   std::vector<std::string> dns, ips;
   auto kc = Issue(*ca, o, &dns, &ips);
   if (!kc.ok()) return kc.status();
+  // The same identity from the same CA is simply issued again (e.g. with
+  // other --dns/--ip names); anything else needs --force.
+  const bool replacing =
+      !o.force && Exists(absl::StrCat(o.out, "/", o.name, ".pem")) &&
+      SameIdentityFromCa(*ca, absl::StrCat(o.out, "/", o.name, ".pem"), o.name, o.role);
   absl::Status s = MakeDirs(o.out);
-  if (s.ok()) s = WriteKeyAndCert(o.out, o.name, *kc, o.force);
+  if (s.ok()) s = WriteKeyAndCert(o.out, o.name, *kc, o.force || replacing);
   if (!s.ok()) {
     return WithHint(WithWhat(s, absl::StrCat("write the certificate of ", o.name)),
                     "pass --force to replace it");
   }
-  ctx.out() << "issued " << o.role << " certificate for " << o.name << ": " << o.out << "/"
-            << o.name << ".pem (key " << o.out << "/" << o.name << ".key, mode 0600)\n";
-  if (!dns.empty() || !ips.empty()) {
-    ctx.out() << "  names: " << absl::StrJoin(dns, ", ") << (dns.empty() || ips.empty() ? "" : ", ")
-              << absl::StrJoin(ips, ", ") << "\n";
-  }
+  PrintIssued(ctx, o.out, o, dns, ips, replacing);
   ctx.out() << "  CA: " << o.dir << "/ca.pem\n";
   return absl::OkStatus();
 }
@@ -150,15 +200,28 @@ struct InitOptions {
   std::string name;
   std::string role = "admin";
   uint32_t days = 365;
+  std::string agent_name = "lab1";
+  std::vector<std::string> server_dns;
+  std::vector<std::string> server_ips;
   bool force = false;
 };
 
 absl::Status RunInit(CommandContext& ctx, const InitOptions& o_in) {
   InitOptions o = o_in;
   if (o.dir.empty()) o.dir = DefaultPkiDir(ctx);
+  o.dir = Absolute(o.dir);
   if (o.name.empty()) o.name = DefaultUser(ctx);
   const std::string config_path = ctx.ConfigPath();
   const std::string what = "pki init";
+  if (o.name == kServerName || o.name == o.agent_name) {
+    return UsageError(absl::StrCat("--name '", o.name, "' is also the ",
+                                   o.name == kServerName ? "server's" : "agent's",
+                                   " certificate name; choose another"));
+  }
+  if (CollidesWithCa(o.agent_name)) {
+    return UsageError(absl::StrCat("--agent-name '", o.agent_name,
+                                   "' would overwrite the CA's files (ca.pem, ca.key)"));
+  }
   if (!o.force) {
     for (const std::string& p : {o.dir + "/ca.pem", o.dir + "/ca.key", config_path}) {
       if (Exists(p)) {
@@ -172,17 +235,34 @@ absl::Status RunInit(CommandContext& ctx, const InitOptions& o_in) {
   pki::CaOptions ca_options;
   auto ca = pki::CreateCa(ca_options);
   if (!ca.ok()) return WithWhat(ca.status(), what);
-  IssueOptions io;
-  io.role = o.role;
-  io.name = o.name;
-  io.days = o.days;
-  std::vector<std::string> dns, ips;
-  auto user = Issue(*ca, io, &dns, &ips);
-  if (!user.ok()) return user.status();
-  absl::Status s = MakeDirs(o.dir);
+  // You, the server and one agent: enough for a working lab.
+  struct Made {
+    IssueOptions options;
+    std::vector<std::string> dns, ips;
+    pki::KeyAndCert kc;
+  };
+  std::vector<Made> made(3);
+  made[0].options.role = o.role;
+  made[0].options.name = o.name;
+  made[1].options.role = "server";
+  made[1].options.name = kServerName;
+  made[1].options.dns = o.server_dns;
+  made[1].options.ips = o.server_ips;
+  made[2].options.role = "agent";
+  made[2].options.name = o.agent_name;
+  for (Made& m : made) {
+    m.options.days = o.days;
+    auto kc = Issue(*ca, m.options, &m.dns, &m.ips);
+    if (!kc.ok()) return kc.status();
+    m.kc = *std::move(kc);
+  }
+  const bool new_dir = !Exists(o.dir);
+  absl::Status s = MakeDirs(o.dir);  // New directories are 0700.
   if (s.ok()) s = WriteFileAtomically(o.dir + "/ca.key", ca->key_pem, 0600, true);
   if (s.ok()) s = WriteFileAtomically(o.dir + "/ca.pem", ca->cert_pem, 0644, true);
-  if (s.ok()) s = WriteKeyAndCert(o.dir, o.name, *user, true);
+  for (const Made& m : made) {
+    if (s.ok()) s = WriteKeyAndCert(o.dir, m.options.name, m.kc, true);
+  }
   if (!s.ok()) return WithWhat(s, what);
 
   ConnectionSettings settings;
@@ -198,14 +278,33 @@ absl::Status RunInit(CommandContext& ctx, const InitOptions& o_in) {
   if (s.ok()) s = WriteFileAtomically(config_path, RenderConfigYaml(settings), 0600, true);
   if (!s.ok()) return WithWhat(s, what);
 
-  ctx.out() << "created a dev CA: " << o.dir << "/ca.pem (key ca.key, mode 0600)\n"
-            << "issued " << o.role << " certificate for " << o.name << ": " << settings.cert
-            << " (key " << settings.key << ", mode 0600)\n"
-            << "wrote " << config_path << "\n";
+  ctx.out() << "created a dev CA: " << o.dir << "/ca.pem (key " << o.dir << "/ca.key, mode 0600)\n";
+  for (const Made& m : made) PrintIssued(ctx, o.dir, m.options, m.dns, m.ips, false);
+  ctx.out() << "wrote " << config_path << " (your certificate and key";
+  if (!settings.server.empty()) ctx.out() << ", server " << settings.server;
+  if (!settings.agent.empty()) ctx.out() << ", agent " << settings.agent;
+  ctx.out() << ")\n";
+  struct stat st;
+  if (!new_dir && stat(o.dir.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+    ctx.err() << "note: " << o.dir << " is open to other users (mode "
+              << absl::StrCat("0", (st.st_mode >> 6) & 7, (st.st_mode >> 3) & 7, st.st_mode & 7)
+              << "); the private keys in it are 0600\n";
+  }
+  const std::string server_addr = settings.server.empty() ? "127.0.0.1:7443" : settings.server;
+  const std::string pki = o.dir;
+  ctx.out() << "run the server and an agent with these certificates:\n"
+            << "  atbridge-server --listen " << server_addr << " --tls-ca " << pki
+            << "/ca.pem --tls-cert " << pki << "/" << kServerName << ".pem --tls-key " << pki << "/"
+            << kServerName << ".key --state-dir ~/.local/state/atbridge\n"
+            << "  atbridge-agent --name " << o.agent_name << " --server " << server_addr
+            << " --listen 127.0.0.1:7444 --ca " << pki << "/ca.pem --cert " << pki << "/"
+            << o.agent_name << ".pem --key " << pki << "/" << o.agent_name
+            << ".key --port modem0=/dev/ttyACM0,flow=rtscts\n";
   if (settings.server.empty() && settings.agent.empty()) {
-    ctx.out() << "next: add 'server: HOST:PORT' to " << config_path
-              << " (or pass --server), and issue the server's certificate:\n"
-              << "  atbridgectl pki issue --role server --name atbridge-server --dns HOST\n";
+    ctx.out() << "then add 'server: " << server_addr << "' to " << config_path
+              << " (or pass --server; for other hosts issue the server's certificate again with "
+                 "'atbridgectl pki issue --role server --name "
+              << kServerName << " --dns HOST')\n";
   }
   return absl::OkStatus();
 }
@@ -219,12 +318,18 @@ void AddPkiCommands(CLI::App& app, CommandContext& ctx) {
   auto init = std::make_shared<InitOptions>();
   CLI::App* i = pki->add_subcommand(
       "init",
-      "create a CA and a certificate for you, and write the config file pointing at them "
-      "(--server/--agent given here go into it too)");
+      "create a CA, certificates for you, the server (atbridge-server) and one agent, and the "
+      "config file pointing at yours (--server/--agent given here go into it too)");
   i->add_option("--dir", init->dir, "where the CA and certificates go (default <config dir>/pki)");
   i->add_option("--name", init->name, "your principal, the certificate CN (default $USER)");
   i->add_option("--role", init->role, "your role (default admin)");
-  i->add_option("--days", init->days, "validity of your certificate (default 365)");
+  i->add_option("--days", init->days, "validity of the certificates (default 365)");
+  i->add_option("--agent-name", init->agent_name, "the agent certificate's name (default lab1)");
+  i->add_option("--server-dns", init->server_dns,
+                "DNS name of the server certificate (repeatable; default atbridge-server, "
+                "localhost and 127.0.0.1)");
+  i->add_option("--server-ip", init->server_ips,
+                "IP address of the server certificate (repeatable)");
   i->add_flag("--force", init->force, "replace an existing CA and config file");
   i->callback([&ctx, init] { ctx.SetAction([&ctx, init] { return RunInit(ctx, *init); }); });
 

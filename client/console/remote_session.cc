@@ -1,5 +1,6 @@
 #include "client/console/remote_session.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
 
@@ -31,6 +32,7 @@ RemoteSession::RemoteSession(asio::io_context& io, Backend& backend, Handlers ha
       poster_(std::make_shared<Poster>()),
       stream_done_(std::make_shared<absl::Notification>()),
       close_timer_(io),
+      open_timer_(io),
       renew_timer_(io) {
   poster_->io = &io_;
 }
@@ -66,7 +68,19 @@ absl::Status RemoteSession::Open(const v1::DeviceRef& ref, bool write, const std
     done->Notify();  // Last: the stream may be destroyed from now on.
   };
   stream_ = backend_.NewConsoleStream(std::move(callbacks));
+  open_sent_ = std::chrono::steady_clock::now();
   stream_->Start(std::move(open));
+  // A peer that accepts the stream but never opens the session must not
+  // leave us waiting forever.
+  const absl::Duration timeout = backend_.timeout();
+  open_timer_.expires_after(ToChrono(timeout));
+  open_timer_.async_wait([this, timeout](const boost::system::error_code& ec) {
+    if (ec || opened_ || closed_) return;
+    Fail(absl::DeadlineExceededError(
+        absl::StrCat("the ", backend_.server_mode() ? "server" : "agent",
+                     " accepted the console stream but did not open the session within ",
+                     absl::FormatDuration(timeout), " (--timeout)")));
+  });
   return absl::OkStatus();
 }
 
@@ -99,8 +113,15 @@ void RemoteSession::Close() {
 void RemoteSession::Cancel() {
   if (!stream_ || closed_) return;
   closing_ = true;
+  open_timer_.cancel();
   renew_timer_.cancel();
   stream_->Cancel();
+}
+
+void RemoteSession::Fail(absl::Status status) {
+  if (closed_) return;
+  if (failure_.ok()) failure_ = std::move(status);
+  Cancel();
 }
 
 void RemoteSession::OnOutput(v1::ConsoleOut out) {
@@ -116,8 +137,12 @@ void RemoteSession::OnOutput(v1::ConsoleOut out) {
   const v1::ConsoleEvent& ev = out.event();
   if (ev.kind() == v1::ConsoleEvent::OPENED && !opened_) {
     opened_ = true;
+    open_timer_.cancel();
     writable_ = ev.writable();
-    if (writable_ && !ev.lease().lease_id().empty()) ScheduleRenewal(ev.lease());
+    if (writable_ && !ev.lease().lease_id().empty()) {
+      lease_id_ = ev.lease().lease_id();
+      if (renewal_.Start(ev.lease(), open_sent_, absl::Now())) ArmRenewal();
+    }
     if (handlers_.on_opened) handlers_.on_opened(ev);
   } else {
     if (ev.kind() == v1::ConsoleEvent::LEASE_LOST) {
@@ -133,39 +158,71 @@ void RemoteSession::OnDone(absl::Status status) {
   if (closed_) return;
   closed_ = true;
   close_timer_.cancel();
+  open_timer_.cancel();
   renew_timer_.cancel();
-  // A cancel we asked for is a clean end.
-  if (closing_ && status.code() == absl::StatusCode::kCancelled) status = absl::OkStatus();
+  if (!failure_.ok()) {
+    status = failure_;
+  } else if (closing_ && status.code() == absl::StatusCode::kCancelled) {
+    status = absl::OkStatus();  // A cancel we asked for is a clean end.
+  }
   if (handlers_.on_closed) handlers_.on_closed(status);
 }
 
-void RemoteSession::ScheduleRenewal(const v1::Lease& lease) {
-  lease_id_ = lease.lease_id();
-  absl::Duration left = FromProtoTime(lease.expires_at()) - absl::Now();
-  // Renew at half the remaining time; a lease without expiry needs none.
-  if (!lease.has_expires_at() || left <= absl::ZeroDuration()) return;
-  absl::Duration wait = std::max(left / 2, absl::Milliseconds(100));
-  renew_timer_.expires_after(ToChrono(wait));
+void RemoteSession::ArmRenewal() {
+  renew_timer_.expires_at(renewal_.next());
   renew_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || closing_ || closed_) return;
-    auto poster = poster_;
-    backend_.RenewLeaseAsync(
-        lease_ref_, lease_id_, absl::ZeroDuration(),
-        [this, poster](absl::StatusOr<v1::Lease> renewed) {
-          poster->Post([this, renewed = std::move(renewed)] {
-            if (closing_ || closed_) return;
-            if (renewed.ok()) {
-              ScheduleRenewal(*renewed);
-            } else if (handlers_.on_event) {
+    SendRenewal();
+  });
+}
+
+void RemoteSession::SendRenewal() {
+  const auto sent = std::chrono::steady_clock::now();
+  // A renewal that cannot come back before the lease lapses is no use.
+  absl::Duration left = absl::FromChrono(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(renewal_.expires() - sent));
+  absl::Duration deadline = std::max(std::min(backend_.timeout(), left), LeaseRenewal::kMinLeft);
+  auto poster = poster_;
+  backend_.RenewLeaseAsync(
+      lease_ref_, lease_id_, renewal_.ttl(), deadline,
+      [this, poster, sent](absl::StatusOr<v1::Lease> renewed) {
+        poster->Post([this, sent, renewed = std::move(renewed)] {
+          if (closing_ || closed_) return;
+          if (renewed.ok()) {
+            if (!renewed->lease_id().empty()) lease_id_ = renewed->lease_id();
+            renewal_.Renewed(sent);
+            if (renew_failing_ && handlers_.on_event) {
               v1::ConsoleEvent ev;
-              ev.set_kind(v1::ConsoleEvent::KIND_UNSPECIFIED);
-              ev.set_detail(absl::StrCat("could not renew the session's lease: ",
-                                         renewed.status().message()));
+              ev.set_detail("renewed the session's lease");
               handlers_.on_event(ev);
             }
-          });
+            renew_failing_ = false;
+            ArmRenewal();
+            return;
+          }
+          const absl::Status& s = renewed.status();
+          // The status code is the retry contract: only a peer that is
+          // unreachable or slow is worth asking again.
+          const bool retry = s.code() == absl::StatusCode::kUnavailable ||
+                             s.code() == absl::StatusCode::kDeadlineExceeded;
+          if (!retry || !renewal_.Failed(std::chrono::steady_clock::now())) {
+            Fail(absl::FailedPreconditionError(
+                absl::StrCat(retry ? "could not renew the session's lease before it expired: "
+                                   : "the session's lease could not be renewed: ",
+                             absl::StatusCodeToString(s.code()), ": ", s.message())));
+            return;
+          }
+          if (!renew_failing_ && handlers_.on_event) {
+            v1::ConsoleEvent ev;
+            ev.set_kind(v1::ConsoleEvent::KIND_UNSPECIFIED);
+            ev.set_detail(
+                absl::StrCat("could not renew the session's lease (retrying): ", s.message()));
+            handlers_.on_event(ev);
+          }
+          renew_failing_ = true;
+          ArmRenewal();
         });
-  });
+      });
 }
 
 }  // namespace atbridge::client

@@ -1,7 +1,10 @@
 // A console session with a remote modem (through the server or one agent),
 // driven from a Boost.Asio io_context: the gRPC bidi stream
 // (rpc/console_stream.h) with its callbacks moved onto the io thread, the
-// OPENED handshake, renewal of the session's lease, and a clean close
+// OPENED handshake (within the backend's --timeout, else DEADLINE_EXCEEDED),
+// renewal of the session's lease (console/lease_renewal.h: at half its TTL on
+// the local monotonic clock, failures retried with backoff while the lease
+// holds; then the session ends with FAILED_PRECONDITION), and a clean close
 // (half-close, then cancel after a grace period).
 //
 // Used by `console` (terminal <-> modem) and `attach` (local pty <-> modem).
@@ -14,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,6 +27,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "atbridge/v1/agent.pb.h"
+#include "client/console/lease_renewal.h"
 #include "client/rpc/backend.h"
 #include "client/rpc/console_stream.h"
 
@@ -37,7 +42,9 @@ class RemoteSession {
     std::function<void(std::string data)> on_data;
     // Any later event (DROPPED, PORT_DOWN, PORT_UP, LEASE_LOST).
     std::function<void(const v1::ConsoleEvent& event)> on_event;
-    // The stream ended (OK after Close()). Runs once, last.
+    // The stream ended: OK after Close(); DEADLINE_EXCEEDED when the peer
+    // never opened the session; FAILED_PRECONDITION when the session's lease
+    // could not be renewed. Runs once, last.
     std::function<void(absl::Status status)> on_closed;
   };
 
@@ -77,7 +84,10 @@ class RemoteSession {
 
   void OnOutput(v1::ConsoleOut out);
   void OnDone(absl::Status status);
-  void ScheduleRenewal(const v1::Lease& lease);
+  // Ends the session with `status` (the first failure wins).
+  void Fail(absl::Status status);
+  void ArmRenewal();
+  void SendRenewal();
 
   boost::asio::io_context& io_;
   Backend& backend_;
@@ -86,9 +96,14 @@ class RemoteSession {
   std::shared_ptr<absl::Notification> stream_done_;
   std::unique_ptr<ConsoleStream> stream_;
   boost::asio::steady_timer close_timer_;
+  boost::asio::steady_timer open_timer_;
   boost::asio::steady_timer renew_timer_;
+  std::chrono::steady_clock::time_point open_sent_;
+  LeaseRenewal renewal_;
   v1::DeviceRef lease_ref_;  // How to name the port when renewing.
   std::string lease_id_;
+  bool renew_failing_ = false;  // Told the user about a failed renewal.
+  absl::Status failure_;        // Why we ended the session ourselves.
   bool opened_ = false;
   bool writable_ = false;
   bool closing_ = false;

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
@@ -15,9 +16,13 @@ namespace atbridge::client {
 
 namespace {
 
-std::string Resolved(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
-  if (path[0] == '~') return path;  // Expanded later, if ever; kept verbatim.
+std::string Resolved(const std::string& path, const std::string& base_dir,
+                     const std::string& home) {
+  if (path.empty() || path[0] == '/') return path;
+  if (path == "~" || absl::StartsWith(path, "~/")) {
+    return home.empty() ? path : absl::StrCat(home, path.substr(1));
+  }
+  if (base_dir.empty()) return path;
   return absl::StrCat(base_dir, "/", path);
 }
 
@@ -101,7 +106,8 @@ absl::StatusOr<ConnectionSettings> SettingsFromEnv(const EnvLookup& env) {
 
 absl::StatusOr<ConnectionSettings> ParseConfigYaml(const std::string& text,
                                                    const std::string& base_dir,
-                                                   const std::string& origin) {
+                                                   const std::string& origin,
+                                                   const std::string& home) {
   ConnectionSettings s;
   try {
     YAML::Node root = YAML::Load(text);
@@ -125,9 +131,9 @@ absl::StatusOr<ConnectionSettings> ParseConfigYaml(const std::string& text,
       const std::string value = kv.second.as<std::string>();
       if (key == "server") s.server = value;
       if (key == "agent") s.agent = value;
-      if (key == "ca") s.ca = Resolved(value, base_dir);
-      if (key == "cert") s.cert = Resolved(value, base_dir);
-      if (key == "key") s.key = Resolved(value, base_dir);
+      if (key == "ca") s.ca = Resolved(value, base_dir, home);
+      if (key == "cert") s.cert = Resolved(value, base_dir, home);
+      if (key == "key") s.key = Resolved(value, base_dir, home);
       if (key == "server_name") s.server_name = value;
       if (key == "timeout") {
         auto d = ParsePositiveDuration(value);
@@ -144,14 +150,15 @@ absl::StatusOr<ConnectionSettings> ParseConfigYaml(const std::string& text,
   return s;
 }
 
-absl::StatusOr<ConnectionSettings> LoadConfigFile(const std::string& path) {
+absl::StatusOr<ConnectionSettings> LoadConfigFile(const std::string& path,
+                                                  const std::string& home) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, " does not exist"));
   std::stringstream buf;
   buf << in.rdbuf();
   std::string dir;
   if (size_t slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
-  return ParseConfigYaml(buf.str(), dir.empty() ? "." : dir, path);
+  return ParseConfigYaml(buf.str(), dir.empty() ? "." : dir, path, home);
 }
 
 std::string RenderConfigYaml(const ConnectionSettings& s) {

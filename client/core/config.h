@@ -72,15 +72,18 @@ std::string DefaultConfigPath(const EnvLookup& env);
 absl::StatusOr<ConnectionSettings> SettingsFromEnv(const EnvLookup& env);
 
 // Parses ctl.yaml text. Keys: server, agent, ca, cert, key, server_name,
-// timeout. Unknown keys are errors (a typo must not be ignored). Relative
-// file paths are resolved against `base_dir`. Errors name `origin`.
+// timeout. Unknown keys are errors (a typo must not be ignored). File paths
+// starting with "~/" are under `home` (when given); other relative ones are
+// resolved against `base_dir`. Errors name `origin`.
 absl::StatusOr<ConnectionSettings> ParseConfigYaml(const std::string& text,
                                                    const std::string& base_dir,
-                                                   const std::string& origin);
+                                                   const std::string& origin,
+                                                   const std::string& home = "");
 
-// Reads `path`. NOT_FOUND when it does not exist; INVALID_ARGUMENT when it is
-// malformed.
-absl::StatusOr<ConnectionSettings> LoadConfigFile(const std::string& path);
+// Reads `path` (see ParseConfigYaml for `home`). NOT_FOUND when it does not
+// exist; INVALID_ARGUMENT when it is malformed.
+absl::StatusOr<ConnectionSettings> LoadConfigFile(const std::string& path,
+                                                  const std::string& home = "");
 
 // Renders settings as ctl.yaml (what `pki init` writes).
 std::string RenderConfigYaml(const ConnectionSettings& settings);

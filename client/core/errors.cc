@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace atbridge::client {
 
@@ -37,12 +38,13 @@ const char kExitCodesHelp[] =
     "  0    ok\n"
     "  1    the operation ran and failed (AT error, job with failed executions)\n"
     "  2    usage: bad command line, config file or input file\n"
-    "  3    unavailable: server, agent or device unreachable, or no answer in time\n"
+    "  3    unavailable: server, agent or device unreachable, no answer in time, or the peer\n"
+    "       cancelled the call\n"
     "  4    permission denied: your certificate's role may not do this\n"
     "  5    not found: no such device, port, credential or job\n"
     "  6    invalid argument: refused by validation (e.g. a PEM the modem would reject)\n"
     "  7    failed precondition: port leased by someone else, modem state, already exists\n"
-    "  130  interrupted\n";
+    "  130  interrupted by a signal (push --wait, jobs watch, console)\n";
 
 absl::Status UsageError(absl::string_view explanation) {
   absl::Status s = absl::InvalidArgumentError(explanation);
@@ -85,14 +87,15 @@ int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;
+    // CANCELLED from the peer (a server or agent shutting down) is not an
+    // interruption: only a local signal exits 130, with an explicit code.
     case absl::StatusCode::kCancelled:
-      return kExitInterrupted;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-      return kExitInvalidArgument;
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kUnavailable:
       return kExitUnavailable;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return kExitInvalidArgument;
     case absl::StatusCode::kNotFound:
       return kExitNotFound;
     case absl::StatusCode::kAlreadyExists:
@@ -140,15 +143,22 @@ std::string HintFor(const absl::Status& status, const ErrorContext& context) {
           "; raise --timeout, or check that the ",
           server ? "server" : (context.mode.empty() ? "peer" : "agent"),
           " and the device are reachable");
+    case absl::StatusCode::kCancelled:
+      return "the peer cancelled the call (is the server or agent shutting down?); try again";
     case absl::StatusCode::kPermissionDenied: {
       if (context.required_role.empty()) {
         return "your certificate's role may not do this; see 'atbridgectl config show'";
       }
       std::string who =
           context.identity.empty() ? "" : absl::StrCat(" (you are ", context.identity, ")");
-      return absl::StrCat("this needs the ", context.required_role, " role", who,
-                          "; an admin can issue one with 'atbridgectl pki issue --role ",
-                          context.required_role, " --name <you>'");
+      // "automation or operator": the command takes the first as the example.
+      std::vector<std::string> roles = absl::StrSplit(context.required_role, " or ");
+      std::string out = absl::StrCat("this needs the ", context.required_role, " role", who,
+                                     "; an admin can issue one with 'atbridgectl pki issue --role ",
+                                     roles[0], " --name <you>'");
+      for (size_t i = 1; i < roles.size(); ++i)
+        absl::StrAppend(&out, " (or --role ", roles[i], ")");
+      return out;
     }
     case absl::StatusCode::kUnauthenticated:
       return "your certificate was not accepted: check --cert and --key (and that it is signed by "

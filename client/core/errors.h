@@ -26,7 +26,8 @@ enum ExitCode : int {
   kExitFailed = 1,
   // Bad command line, config file or input file.
   kExitUsage = 2,
-  // Server, agent or device unreachable, or no answer in time.
+  // Server, agent or device unreachable, no answer in time, or the peer
+  // cancelled the call.
   kExitUnavailable = 3,
   // The certificate's role may not do this, or the certificate was refused.
   kExitPermissionDenied = 4,
@@ -37,7 +38,8 @@ enum ExitCode : int {
   // Not possible in the current state: the port is leased by someone else,
   // the modem state forbids it, it already exists.
   kExitFailedPrecondition = 7,
-  // Interrupted (SIGINT) while waiting.
+  // Interrupted by a local signal (SIGINT/SIGTERM) while waiting; never
+  // inferred from a status code (a peer's CANCELLED is unavailable, 3).
   kExitInterrupted = 130,
 };
 

@@ -67,7 +67,8 @@ class ServerBackend final : public Backend {
     *req.mutable_device() = ref;
     *req.mutable_request() = std::move(r);
     return Unary<v1::AtResult>(
-        config_.timeout, [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
+        ExecuteDeadline(config_.timeout, req.request()),
+        [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
   }
 
   absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
@@ -140,12 +141,13 @@ class ServerBackend final : public Backend {
   }
 
   void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id, absl::Duration ttl,
+                       absl::Duration timeout,
                        std::function<void(absl::StatusOr<v1::Lease>)> done) override {
     auto* call = new AsyncCall<v1::DeviceRenewLeaseRequest, v1::Lease>();
     *call->req.mutable_device() = ref;
     call->req.set_lease_id(lease_id);
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
-    SetDeadline(&call->ctx, config_.timeout);
+    SetDeadline(&call->ctx, timeout > absl::ZeroDuration() ? timeout : config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
                                [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {
@@ -266,8 +268,15 @@ class AgentBackend final : public Backend {
     auto ports = Ports();
     if (!ports.ok()) return ports.status();
     v1::Device d;
+    bool found = false;
     for (const auto& p : (*ports)->ports()) {
-      if (p.name() == *port) d = DeviceFromPort((*ports)->agent(), p);
+      if (p.name() != *port) continue;
+      d = DeviceFromPort((*ports)->agent(), p);
+      found = true;
+    }
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("agent ", (*ports)->agent(), " has no port '", *port, "'"));
     }
     if (d.online()) {
       auto creds = ListCredentials(ref, v1::ListCredentialsRequest());
@@ -281,8 +290,9 @@ class AgentBackend final : public Backend {
     auto port = PortFor(ref);
     if (!port.ok()) return port.status();
     req.set_port(*port);
-    return Unary<v1::AtResult>(
-        config_.timeout, [&](auto* ctx, auto* resp) { return stub_->Execute(ctx, req, resp); });
+    return Unary<v1::AtResult>(ExecuteDeadline(config_.timeout, req), [&](auto* ctx, auto* resp) {
+      return stub_->Execute(ctx, req, resp);
+    });
   }
 
   absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
@@ -375,6 +385,7 @@ class AgentBackend final : public Backend {
   }
 
   void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id, absl::Duration ttl,
+                       absl::Duration timeout,
                        std::function<void(absl::StatusOr<v1::Lease>)> done) override {
     // A console session names its port in the open message; direct mode
     // keeps DEVICE as the port name there (see PrepareConsole).
@@ -382,7 +393,7 @@ class AgentBackend final : public Backend {
     call->req.set_port(ref.has_port() ? ref.port().port() : ref.alias());
     call->req.set_lease_id(lease_id);
     if (ttl > absl::ZeroDuration()) *call->req.mutable_ttl() = ToProtoDuration(ttl);
-    SetDeadline(&call->ctx, config_.timeout);
+    SetDeadline(&call->ctx, timeout > absl::ZeroDuration() ? timeout : config_.timeout);
     stub_->async()->RenewLease(&call->ctx, &call->req, &call->resp,
                                [call, done = std::move(done)](const grpc::Status& s) {
                                  if (s.ok()) {
@@ -523,6 +534,11 @@ class AgentBackend final : public Backend {
 };
 
 }  // namespace
+
+absl::Duration ExecuteDeadline(absl::Duration call_timeout, const v1::ExecuteRequest& req) {
+  if (!req.has_timeout()) return call_timeout;
+  return std::max(call_timeout, FromProtoDuration(req.timeout()) + kAtDeadlineMargin);
+}
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const ResolvedConfig& config) {
   auto channel = Dial(config);

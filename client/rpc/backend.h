@@ -31,6 +31,15 @@ namespace atbridge::client {
 // is not given (a 4 KB paced write at 9600 baud takes seconds).
 inline constexpr absl::Duration kLongCallTimeout = absl::Seconds(120);
 
+// How much longer than the modem's own AT deadline an Execute call waits
+// (the relay through the server and the agent's queue).
+inline constexpr absl::Duration kAtDeadlineMargin = absl::Seconds(5);
+
+// The deadline of an Execute call: `call_timeout` (--timeout), but never less
+// than the request's AT timeout plus kAtDeadlineMargin, so an answer the
+// modem is allowed to take is not cut off by the RPC.
+absl::Duration ExecuteDeadline(absl::Duration call_timeout, const v1::ExecuteRequest& req);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -62,9 +71,10 @@ class Backend {
                                                  const std::string& reason, absl::Duration ttl) = 0;
   virtual absl::StatusOr<v1::Lease> RenewLease(const v1::DeviceRef& ref,
                                                const std::string& lease_id, absl::Duration ttl) = 0;
-  // The same without blocking; `done` runs on a gRPC thread.
+  // The same without blocking, with its own deadline (`timeout`; zero: the
+  // configured one); `done` runs on a gRPC thread.
   virtual void RenewLeaseAsync(const v1::DeviceRef& ref, const std::string& lease_id,
-                               absl::Duration ttl,
+                               absl::Duration ttl, absl::Duration timeout,
                                std::function<void(absl::StatusOr<v1::Lease>)> done) = 0;
   virtual absl::StatusOr<v1::ReleaseLeaseResponse> ReleaseLease(const v1::DeviceRef& ref,
                                                                 const std::string& lease_id,

@@ -75,6 +75,18 @@ std::set<std::string> ImeisOf(const nlohmann::json& devices) {
   return out;
 }
 
+// Waits for a line containing `text` in a subprocess's merged output.
+absl::StatusOr<std::string> WaitFor(Subprocess& p, const std::string& text) {
+  return p.WaitForLineMatching([&](const std::string& l) { return absl::StrContains(l, text); },
+                               absl::Seconds(20));
+}
+
+std::vector<std::string> Cmd(std::vector<std::string> flags, std::vector<std::string> args) {
+  flags.insert(flags.begin(), BinaryPath("atbridgectl"));
+  flags.insert(flags.end(), args.begin(), args.end());
+  return flags;
+}
+
 class ClientE2E : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_OK(lab_.Start()); }
@@ -139,6 +151,19 @@ TEST_F(ClientE2E, DevicesListAndShowInDirectMode) {
   CtlResult other = lab_.Ctl({"--agent", lab_.agent_addr(), "devices", "show", "bench9/modem0"});
   EXPECT_EQ(other.code, 5) << other.Both();
   EXPECT_THAT(other.err, HasSubstr("agent 'bench1'"));
+  // An unknown port is NOT_FOUND, not a device with blank fields.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"devices", "show", "modem9"},
+        {"devices", "show", "modem9", "--json"}}) {
+    std::vector<std::string> full = {"--agent", lab_.agent_addr()};
+    full.insert(full.end(), args.begin(), args.end());
+    CtlResult unknown = lab_.Ctl(full);
+    EXPECT_EQ(unknown.code, 5) << unknown.Both();
+    EXPECT_EQ(unknown.out, "");
+    EXPECT_THAT(unknown.err,
+                StartsWith("error: show device modem9 (NOT_FOUND): agent bench1 has no port "
+                           "'modem9'\nhint: list devices with 'atbridgectl devices list'"));
+  }
 }
 
 TEST_F(ClientE2E, DevicesListShowAndLabelThroughTheServer) {
@@ -200,7 +225,48 @@ void CheckAt(Lab& lab, const std::vector<std::string>& mode, const std::string& 
   EXPECT_EQ(cj["code"], 513);
 }
 
-TEST_F(ClientE2E, AtInDirectMode) { CheckAt(lab_, lab_.Direct(), "modem1"); }
+TEST_F(ClientE2E, AtInDirectMode) {
+  CheckAt(lab_, lab_.Direct(), "modem1");
+  // A secret in a failed command never reaches the error line: in CFUN=1
+  // the modem refuses credential writes (518).
+  auto direct = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--agent", lab_.agent_addr()});
+    return lab_.Ctl(args);
+  };
+  ASSERT_EQ(direct({"at", "modem1", "AT+CFUN=1"}).code, 0);
+  const std::string psk = "00112233445566778899AABBCCDDEEFF";
+  CtlResult refused = direct({"at", "modem1", "AT%CMNG=0,77,3,\"" + psk + "\""});
+  EXPECT_EQ(refused.code, 1) << refused.Both();
+  EXPECT_THAT(refused.err, StartsWith("error: AT%CMNG=0,77,3,"));
+  EXPECT_THAT(refused.err, HasSubstr("redacted"));
+  EXPECT_THAT(refused.err, HasSubstr("(+CME ERROR: 518)"));
+  EXPECT_EQ(refused.Both().find(psk), std::string::npos) << refused.Both();
+  ASSERT_EQ(direct({"at", "modem1", "AT+CFUN=4"}).code, 0);
+}
+
+// `at --at-timeout` gives the modem that long, whatever --timeout says:
+// the call's deadline covers the AT timeout plus a margin.
+class ClientSlowModemE2E : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(lab_.Start()); }
+  Lab lab_{Lab::Options{.modems = 1, .server = false, .sim_args = {"--latency", "400"}}};
+};
+
+TEST_F(ClientSlowModemE2E, AtTimeoutOutlastsTheCallTimeout) {
+  CtlResult slow = lab_.Ctl({"--agent", lab_.agent_addr(), "--timeout", "200ms", "at", "modem0",
+                             "AT", "--at-timeout", "5s"});
+  EXPECT_EQ(slow.code, 0) << slow.Both();
+  EXPECT_EQ(slow.out, "OK\n");
+  // Without it, --timeout is the call's deadline.
+  CtlResult cut =
+      lab_.Ctl({"--agent", lab_.agent_addr(), "--timeout", "200ms", "at", "modem0", "AT"});
+  EXPECT_EQ(cut.code, 3) << cut.Both();
+  EXPECT_THAT(cut.err, HasSubstr("(DEADLINE_EXCEEDED)"));
+  // The modem's own deadline still applies.
+  CtlResult modem = lab_.Ctl(
+      {"--agent", lab_.agent_addr(), "at", "modem0", "AT", "--at-timeout", "100ms", "--json"});
+  EXPECT_NE(modem.code, 0) << modem.Both();
+}
 
 TEST_F(ClientE2E, AtThroughTheServer) {
   REQUIRE_SERVER();
@@ -261,6 +327,16 @@ void CheckCreds(Lab& lab, const std::vector<std::string>& mode, const std::strin
   EXPECT_EQ(rj["content"], pem);
   EXPECT_EQ(rj["entry"]["sha256"], sha);
 
+  // --dry-run validates, repairs and compares, and writes nothing.
+  CtlResult dry = ctl({"creds", "write", device, "45", "root-ca", messy_file, "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.Both();
+  EXPECT_THAT(dry.out, StartsWith("dry run: write root-ca (0) at tag 45 on " + device));
+  EXPECT_THAT(dry.out, HasSubstr("repaired:"));
+  nlohmann::json dry_json =
+      Json(ctl({"creds", "write", device, "42", "root-ca", messy_file, "--dry-run", "--json"}));
+  EXPECT_EQ(dry_json["skipped"], true) << "tag 42 already holds it";
+  EXPECT_EQ(Json(ctl({"creds", "list", device, "--tag", "45", "--json"}))["entries"].size(), 0u);
+
   CtlResult del = ctl({"creds", "delete", device, "43", "root-ca"});
   EXPECT_EQ(del.code, 0) << del.Both();
   EXPECT_THAT(del.out, StartsWith("deleted root-ca (0) at tag 43"));
@@ -269,6 +345,13 @@ void CheckCreds(Lab& lab, const std::vector<std::string>& mode, const std::strin
   CtlResult ignore = ctl({"creds", "delete", device, "43", "root-ca", "--ignore-missing"});
   EXPECT_EQ(ignore.code, 0) << ignore.Both();
   EXPECT_THAT(ignore.out, StartsWith("nothing to delete"));
+  nlohmann::json del_json =
+      Json(ctl({"creds", "delete", device, "43", "root-ca", "--ignore-missing", "--json"}));
+  EXPECT_EQ(del_json["skipped"], true);
+  EXPECT_TRUE(del_json.contains("steps"));
+  nlohmann::json del42 = Json(ctl({"creds", "delete", device, "42", "root-ca", "--json"}));
+  EXPECT_EQ(del42["skipped"], false);
+  EXPECT_FALSE(del42["steps"].empty());
 
   // Key generation inside the modem: the CSR comes back, the key stays.
   CtlResult csr = ctl({"creds", "keygen", device, "60", "--attributes", "CN=e2e-device"});
@@ -372,6 +455,14 @@ TEST_F(ClientE2E, LeasesInDirectMode) {
   EXPECT_EQ(blocked.code, 0) << "reads are not blocked by a lease: " << blocked.Both();
   CtlResult write_blocked = lab_.CtlAs("olga", direct({"at", "modem1", "AT"}));
   EXPECT_EQ(write_blocked.code, 7) << write_blocked.Both();
+  // Renew without --lease-id: our own lease on that port.
+  nlohmann::json renewed =
+      Json(lab_.Ctl(direct({"lease", "renew", "modem1", "--ttl", "20m", "--json"})));
+  EXPECT_EQ(renewed["lease_id"], lease["lease_id"]);
+  EXPECT_GT(renewed["expires_at"].get<std::string>(), lease["expires_at"].get<std::string>());
+  CtlResult renewed_text = lab_.Ctl(direct({"lease", "renew", "modem1"}));
+  EXPECT_EQ(renewed_text.code, 0) << renewed_text.Both();
+  EXPECT_THAT(renewed_text.out, StartsWith("renewed bench1/modem1"));
   EXPECT_EQ(lab_.Ctl(direct({"lease", "release", "modem1"})).code, 0);
   EXPECT_EQ(Json(lab_.Ctl(direct({"lease", "list", "--json"})))["leases"].size(), 0u);
 }
@@ -415,6 +506,21 @@ TEST_F(ClientE2E, PushWaitReportWatchAndAudit) {
   CtlResult watch = lab_.Ctl({"jobs", "watch", id2});
   EXPECT_EQ(watch.code, 0) << watch.Both();
   EXPECT_THAT(watch.out, HasSubstr("3/3 done (succeeded 3) completed"));
+  nlohmann::json watched = Json(lab_.Ctl({"jobs", "watch", id2, "--json"}));
+  EXPECT_EQ(watched["id"], id2);
+  EXPECT_EQ(watched["state"], "JOB_COMPLETED");
+  EXPECT_EQ(watched["executions"].size(), 3u);
+
+  // --dry-run resolves and validates, touches no device; --max-concurrency
+  // goes into the job's rollout.
+  nlohmann::json dry = Json(lab_.Ctl({"push", "48", "root-ca", pem_file, "--all", "--dry-run",
+                                      "--max-concurrency", "2", "--wait", "--json"}));
+  EXPECT_EQ(dry["spec"]["dry_run"], true);
+  EXPECT_EQ(dry["spec"]["rollout"]["max_concurrency"], 2);
+  EXPECT_EQ(dry["counts"]["total"], 3);
+  EXPECT_EQ(dry["state"], "JOB_COMPLETED");
+  EXPECT_EQ(Json(lab_.Ctl({"creds", "list", "slot=a", "--tag", "48", "--json"}))["entries"].size(),
+            0u);
 
   nlohmann::json jobs = Json(lab_.Ctl({"jobs", "list", "--json"}));
   std::set<std::string> ids;
@@ -489,21 +595,26 @@ TEST_F(ClientE2E, RotateAndCancel) {
   EXPECT_EQ(watch.code, 1) << watch.Both();
   EXPECT_THAT(watch.err, HasSubstr("(canceled)"));
   EXPECT_THAT(watch.err, HasSubstr("e2e"));
+
+  // Ctrl-C during push --wait stops watching, not the job: exit 130, the
+  // job id and how to follow it again.
+  Subprocess push;
+  ASSERT_OK(push.Start(Cmd(lab_.ServerFlags(), {"push", "52", "root-ca", first, "--all",
+                                                "--per-minute", "1", "--wait"})));
+  ASSERT_OK_AND_ASSIGN(std::string created, push.WaitForLine("created job "));
+  const std::string slow_id = std::vector<std::string>(absl::StrSplit(created, ' '))[2];
+  push.Signal(SIGINT);
+  ASSERT_OK_AND_ASSIGN(int code, push.Wait(absl::Seconds(20)));
+  EXPECT_EQ(code, 130) << push.Output();
+  EXPECT_THAT(push.Output(), HasSubstr("the job keeps running"));
+  EXPECT_THAT(push.Output(),
+              HasSubstr("hint: follow it again with 'atbridgectl jobs watch " + slow_id + "'"));
+  nlohmann::json still = Json(lab_.Ctl({"jobs", "show", slow_id, "--json"}));
+  EXPECT_EQ(still["state"], "JOB_IN_PROGRESS");
+  EXPECT_EQ(lab_.Ctl({"jobs", "cancel", slow_id}).code, 0);
 }
 
 // ---- console ---------------------------------------------------------------------------
-
-// Waits for a line containing `text` in a subprocess's merged output.
-absl::StatusOr<std::string> WaitFor(Subprocess& p, const std::string& text) {
-  return p.WaitForLineMatching([&](const std::string& l) { return absl::StrContains(l, text); },
-                               absl::Seconds(20));
-}
-
-std::vector<std::string> Cmd(std::vector<std::string> flags, std::vector<std::string> args) {
-  flags.insert(flags.begin(), BinaryPath("atbridgectl"));
-  flags.insert(flags.end(), args.begin(), args.end());
-  return flags;
-}
 
 void CheckConsole(Lab& lab, const std::vector<std::string>& flags, const std::string& device,
                   const std::string& imei) {
@@ -521,6 +632,30 @@ void CheckConsole(Lab& lab, const std::vector<std::string>& flags, const std::st
 
 TEST_F(ClientE2E, ConsoleInDirectMode) {
   CheckConsole(lab_, lab_.AgentFlags("olga"), "modem2", lab_.imei(2));
+}
+
+// Piped input: the session ends only once every command has its answer.
+TEST_F(ClientE2E, ConsoleFromAPipeWaitsForTheAnswers) {
+  for (int i = 0; i < 3; ++i) {
+    CtlResult one =
+        RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2"}), {}, "AT+CGSN\r\n");
+    EXPECT_EQ(one.code, 0) << one.Both();
+    EXPECT_THAT(one.out, HasSubstr(lab_.imei(2) + "\r\nOK\r\n")) << i;
+  }
+  CtlResult two = RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2"}), {},
+                             "AT+CMEE=1\r\nAT+CGMM\r\nAT%CMNG=2,99,0\r\n");
+  EXPECT_EQ(two.code, 0) << two.Both();
+  EXPECT_THAT(two.out, HasSubstr("nRF9151-LACA\r\nOK\r\n"));
+  EXPECT_THAT(two.out, HasSubstr("+CME ERROR: 513\r\n"));
+  // --read-only: input is discarded and nothing is waited for.
+  CtlResult watch = RunCapture(Cmd(lab_.AgentFlags("olga"), {"console", "modem2", "--read-only"}),
+                               {}, "AT+CFUN=1\r\n");
+  EXPECT_EQ(watch.code, 0) << watch.Both();
+  EXPECT_THAT(watch.err, HasSubstr("read-only (watching)"));
+  EXPECT_THAT(watch.err, HasSubstr("typed input is discarded"));
+  nlohmann::json cfun =
+      Json(lab_.Ctl({"--agent", lab_.agent_addr(), "at", "modem2", "AT+CFUN?", "--json"}));
+  EXPECT_EQ(cfun["lines"][0], "+CFUN: 4");
 }
 
 TEST_F(ClientE2E, ConsoleWriterAndWatcherThroughTheServer) {
@@ -550,18 +685,20 @@ TEST_F(ClientE2E, ConsoleWriterAndWatcherThroughTheServer) {
 // ---- attach -------------------------------------------------------------------------
 
 // The exact bytes a serial tool sees for a %CMNG write/list/read/delete
-// cycle through the attach pty.
-void CheckSerialToolCycles(const std::string& link, int cycles) {
+// cycle through the attach pty. With `flush` false the tool does not flush
+// its input when it opens the port: nothing stale may be waiting there.
+void CheckSerialToolCycles(const std::string& link, int cycles, bool flush = true) {
   const std::string pem = Pem();
   const std::string sha = pki::Sha256Hex(pem);
   for (int i = 0; i < cycles; ++i) {
     const std::string tag = absl::StrCat(100 + i);
-    CtlResult r =
-        RunCapture({ATBRIDGE_SERIAL_TOOL, link, "AT+CMEE=1",
-                    absl::StrCat("AT%CMNG=0,", tag, ",0,\"", pem, "\""),
-                    absl::StrCat("AT%CMNG=1,", tag), absl::StrCat("AT%CMNG=2,", tag, ",0"),
-                    absl::StrCat("AT%CMNG=3,", tag, ",0"), absl::StrCat("AT%CMNG=3,", tag, ",0")},
-                   {}, "", absl::Seconds(30));
+    std::vector<std::string> argv = {ATBRIDGE_SERIAL_TOOL};
+    if (!flush) argv.push_back("--no-flush");
+    argv.insert(argv.end(),
+                {link, "AT+CMEE=1", absl::StrCat("AT%CMNG=0,", tag, ",0,\"", pem, "\""),
+                 absl::StrCat("AT%CMNG=1,", tag), absl::StrCat("AT%CMNG=2,", tag, ",0"),
+                 absl::StrCat("AT%CMNG=3,", tag, ",0"), absl::StrCat("AT%CMNG=3,", tag, ",0")});
+    CtlResult r = RunCapture(argv, {}, "", absl::Seconds(30));
     ASSERT_EQ(r.code, 0) << "cycle " << i << ": " << r.Both();
     std::vector<std::string> answers = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
     ASSERT_EQ(answers.size(), 6u) << r.out;
@@ -608,7 +745,9 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
   Subprocess attach;
   ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem1", "--link", link})));
   ASSERT_OK(attach.WaitForLine("attached modem1 at " + link).status());
-  CheckSerialToolCycles(link, 10);
+  // Ten successive tool processes that never flush: every one gets exactly
+  // its own answers.
+  CheckSerialToolCycles(link, 10, /*flush=*/false);
   nlohmann::json leases = Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}));
   ASSERT_EQ(leases["leases"].size(), 1u);
   EXPECT_EQ(leases["leases"][0]["owner"], "olga");
@@ -619,15 +758,69 @@ TEST_F(ClientE2E, AttachInDirectModeStopsOnSigtermAndReleasesTheLease) {
       Cmd(lab_.AgentFlags("alice"), {"attach", "modem1", "--link", lab_.File("ttyNRF1b")}), {});
   EXPECT_EQ(second.code, 7) << second.Both();
   EXPECT_THAT(second.err, HasSubstr("leased by olga"));
+  struct stat st;
+  EXPECT_NE(lstat(lab_.File("ttyNRF1b").c_str(), &st), 0) << "a refused attach links nothing";
+  // A second attach on the same path is refused, for the same port or a
+  // free one, and the first one's link keeps working.
+  for (const char* port : {"modem1", "modem2"}) {
+    CtlResult same_path =
+        RunCapture(Cmd(lab_.AgentFlags("alice"), {"attach", port, "--link", link}), {});
+    EXPECT_EQ(same_path.code, 7) << same_path.Both();
+    EXPECT_THAT(same_path.err, HasSubstr("in use by another running atbridgectl attach"));
+    EXPECT_THAT(same_path.err, HasSubstr("hint: "));
+  }
+  CheckSerialToolCycles(link, 1);
+  // A path that is not a symlink is never replaced (and no lease is taken).
+  const std::string regular = lab_.WriteFile("not-a-tty", "data");
+  CtlResult file =
+      RunCapture(Cmd(lab_.AgentFlags("alice"), {"attach", "modem2", "--link", regular}), {});
+  EXPECT_EQ(file.code, 7) << file.Both();
+  EXPECT_THAT(file.err, HasSubstr("is not a symlink"));
+  EXPECT_EQ(testing::ReadFileOrDie(regular), "data");
 
   attach.Signal(SIGTERM);
   ASSERT_OK_AND_ASSIGN(int code, attach.Wait(absl::Seconds(20)));
   EXPECT_EQ(code, 0) << attach.Output();
-  struct stat st;
   EXPECT_NE(lstat(link.c_str(), &st), 0);
   EXPECT_EQ(
       Json(lab_.Ctl({"--agent", lab_.agent_addr(), "lease", "list", "--json"}))["leases"].size(),
       0u);
+}
+
+// A tool that leaves echo and canonical mode on and closes without reading
+// does not poison the port: what the modem says while nobody has it open is
+// dropped (not echoed back to the modem), and the next tool, which does not
+// flush, gets a fresh line with exactly its own answers. The tool also sees
+// modem-line ioctls refused, as on any pty, and carries on.
+TEST_F(ClientE2E, AttachGivesEachToolAFreshLineAsARealPortWould) {
+  const std::string link = lab_.File("ttyNRF2");
+  Subprocess attach;
+  ASSERT_OK(attach.Start(Cmd(lab_.AgentFlags("olga"), {"attach", "modem2", "--link", link})));
+  ASSERT_OK(attach.WaitForLine("attached modem2 at " + link).status());
+  for (int round = 0; round < 2; ++round) {
+    CtlResult sloppy = RunCapture({ATBRIDGE_SERIAL_TOOL, "--sloppy", link}, {});
+    ASSERT_EQ(sloppy.code, 0) << sloppy.Both();
+    // Modem output while no tool has the port open (olga's own lease lets
+    // her run `at` meanwhile; the console relays its answer to attach).
+    CtlResult at = lab_.CtlAs("olga", {"--agent", lab_.agent_addr(), "at", "modem2", "AT"});
+    ASSERT_EQ(at.code, 0) << at.Both();
+    // Once per idle period: this round's notice is the (round+1)-th.
+    int seen = 0;
+    ASSERT_OK(attach
+                  .WaitForLineMatching(
+                      [&](const std::string& l) {
+                        return absl::StrContains(
+                                   l, "no tool has " + link + " open: modem output is dropped") &&
+                               ++seen == round + 1;
+                      },
+                      absl::Seconds(20))
+                  .status());
+    CheckSerialToolCycles(link, 1, /*flush=*/false);
+  }
+  EXPECT_TRUE(attach.running()) << attach.Output();
+  attach.Signal(SIGINT);
+  ASSERT_OK_AND_ASSIGN(int code, attach.Wait(absl::Seconds(20)));
+  EXPECT_EQ(code, 0) << attach.Output();
 }
 
 // An attach outlives its session lease many times over: it renews it.
@@ -674,6 +867,31 @@ TEST_F(ClientE2E, BashCompletionCompletesCommands) {
   CtlResult r = RunCapture({"/bin/bash", script}, {});
   EXPECT_EQ(r.code, 0) << r.Both();
   EXPECT_EQ(r.out, "creds\nwrite\n");
+}
+
+TEST_F(ClientE2E, PkiIssueNamesValidityAndOutputDirectory) {
+  const std::string out = lab_.File("issued");
+  CtlResult r = lab_.Ctl({"pki", "issue", "--role", "agent", "--name", "bench2", "--dns", "b2.lab",
+                          "--dns", "localhost", "--ip", "10.1.2.3", "--ip", "127.0.0.1", "--days",
+                          "30", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.Both();
+  EXPECT_THAT(r.out, HasSubstr("names: b2.lab, localhost, 10.1.2.3, 127.0.0.1"));
+  EXPECT_EQ(r.out.find("PRIVATE KEY"), std::string::npos);
+  struct stat st;
+  ASSERT_EQ(stat((out + "/bench2.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(stat((lab_.pki_dir() + "/bench2.pem").c_str(), &st), 0) << "--out, not --dir";
+  const std::string pem = testing::ReadFileOrDie(out + "/bench2.pem");
+  ASSERT_OK_AND_ASSIGN(pki::CertificateInfo info, pki::ParseCertificate(pem));
+  EXPECT_EQ(info.dns_names, (std::vector<std::string>{"b2.lab", "localhost"}));
+  EXPECT_GT(info.not_after - absl::Now(), absl::Hours(24 * 29));
+  EXPECT_LT(info.not_after - absl::Now(), absl::Hours(24 * 31));
+  EXPECT_OK(
+      pki::VerifyCertificate(testing::ReadFileOrDie(lab_.pki_dir() + "/ca.pem"), pem, absl::Now()));
+  // The agent certificate works: the real agent accepts a client with it.
+  CtlResult as_agent = lab_.Ctl({"--agent", lab_.agent_addr(), "--cert", out + "/bench2.pem",
+                                 "--key", out + "/bench2.key", "config", "show", "--json"});
+  EXPECT_EQ(Json(as_agent)["identity"], "bench2 (agent)");
 }
 
 TEST_F(ClientE2E, UnreachableOrUntrustedPeersGiveHints) {

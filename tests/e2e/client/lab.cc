@@ -163,8 +163,11 @@ absl::Status Lab::Start() {
   }
 
   sim_ = std::make_unique<testing::Subprocess>();
-  RETURN_IF_ERROR(sim_->Start({BinaryPath("atbridge-sim"), "--count", absl::StrCat(options_.modems),
-                               "--link-dir", dir_.File("sim")}));
+  std::vector<std::string> sim_argv = {BinaryPath("atbridge-sim"), "--count",
+                                       absl::StrCat(options_.modems), "--link-dir",
+                                       dir_.File("sim")};
+  sim_argv.insert(sim_argv.end(), options_.sim_args.begin(), options_.sim_args.end());
+  RETURN_IF_ERROR(sim_->Start(sim_argv));
   auto sim_ready =
       sim_->WaitForLine(absl::StrCat("atbridge-sim ready: ", options_.modems, " modems"));
   if (!sim_ready.ok()) return sim_ready.status();

@@ -40,6 +40,8 @@ class Lab {
     bool server = true;  // Start atbridge-server and uplink the agent to it.
     // The agent's default lease duration ("" = its default, 10m).
     std::string agent_lease_ttl;
+    // Extra atbridge-sim flags (e.g. {"--latency", "400"}).
+    std::vector<std::string> sim_args;
   };
 
   explicit Lab(Options options) : options_(options) {}

@@ -1,11 +1,17 @@
 // A tiny serial tool for the attach tests, standing in for picocom or
-// nrfcredstore: opens PATH like a serial port (raw, 115200, CRTSCTS, RTS
-// raised, input flushed), sends each COMMAND with CRLF, reads its answer up
-// to the final result line (OK, ERROR, +CME/+CMS ERROR outside quotes, so a
-// quoted multi-line PEM is read whole), prints each answer C-escaped on its
-// own line, and closes the port.
+// nrfcredstore: opens PATH like a serial port (raw, 115200, CRTSCTS, input
+// flushed), reads and sets the modem lines as pyserial does for rtscts/dtr
+// (TIOCMGET, TIOCMSET, TIOCMBIS; a pty refuses them with ENOTTY or EINVAL,
+// which tools ignore: any other error fails), sends each COMMAND with CRLF,
+// reads its answer up to the final result line (OK, ERROR, +CME/+CMS ERROR
+// outside quotes, so a quoted multi-line PEM is read whole), prints each
+// answer C-escaped on its own line, and closes the port.
 //
-//   atbridge_serial_tool PATH COMMAND...
+//   atbridge_serial_tool [--no-flush] PATH COMMAND...
+//   atbridge_serial_tool --sloppy PATH
+// --no-flush keeps whatever is waiting in the port (a tool that does not
+// call reset_input_buffer()). --sloppy opens PATH, turns on ECHO and ICANON,
+// and closes without reading or restoring anything.
 // Exit 0 when every command got a final result; 1 otherwise (after 10 s per
 // command, so a broken relay fails the test instead of hanging it).
 #include <fcntl.h>
@@ -58,16 +64,45 @@ bool WriteAll(int fd, const std::string& s) {
   return true;
 }
 
+// A modem-line ioctl; ENOTTY/EINVAL (what a pty says) are fine.
+bool ModemLines(int fd, unsigned long request, int* lines, const char* name) {
+  if (ioctl(fd, request, lines) == 0 || errno == ENOTTY || errno == EINVAL) return true;
+  std::fprintf(stderr, "%s: %s\n", name, std::strerror(errno));
+  return false;
+}
+
+int Sloppy(const char* path) {
+  int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    std::fprintf(stderr, "open %s: %s\n", path, std::strerror(errno));
+    return 1;
+  }
+  struct termios t;
+  if (tcgetattr(fd, &t) != 0) return 1;
+  t.c_lflag |= ECHO | ICANON;
+  if (tcsetattr(fd, TCSANOW, &t) != 0) return 1;
+  close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s PATH COMMAND...\n", argv[0]);
+  int first = 1;
+  bool flush = true;
+  if (argc == 3 && std::strcmp(argv[1], "--sloppy") == 0) return Sloppy(argv[2]);
+  if (argc > 1 && std::strcmp(argv[1], "--no-flush") == 0) {
+    flush = false;
+    ++first;
+  }
+  if (argc < first + 2) {
+    std::fprintf(stderr, "usage: %s [--no-flush] PATH COMMAND... | --sloppy PATH\n", argv[0]);
     return 2;
   }
-  int fd = open(argv[1], O_RDWR | O_NOCTTY | O_CLOEXEC);
+  const char* path = argv[first];
+  int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
-    std::fprintf(stderr, "open %s: %s\n", argv[1], std::strerror(errno));
+    std::fprintf(stderr, "open %s: %s\n", path, std::strerror(errno));
     return 1;
   }
   struct termios t;
@@ -85,14 +120,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tcsetattr: %s\n", std::strerror(errno));
     return 1;
   }
-  // What pyserial does for rtscts: raise RTS/DTR. A pty has no modem lines
-  // and refuses; tools ignore that, and so do we.
-  int lines = TIOCM_RTS | TIOCM_DTR;
-  (void)ioctl(fd, TIOCMBIS, &lines);
-  tcflush(fd, TCIFLUSH);
+  // What pyserial does for rtscts/dtr: read the lines, set them, raise
+  // RTS/DTR.
+  int lines = 0;
+  if (!ModemLines(fd, TIOCMGET, &lines, "TIOCMGET")) return 1;
+  lines |= TIOCM_RTS | TIOCM_DTR;
+  if (!ModemLines(fd, TIOCMSET, &lines, "TIOCMSET")) return 1;
+  int raise = TIOCM_RTS | TIOCM_DTR;
+  if (!ModemLines(fd, TIOCMBIS, &raise, "TIOCMBIS")) return 1;
+  if (flush) tcflush(fd, TCIFLUSH);
 
   int rc = 0;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = first + 1; i < argc; ++i) {
     if (!WriteAll(fd, std::string(argv[i]) + "\r\n")) {
       std::fprintf(stderr, "write: %s\n", std::strerror(errno));
       return 1;

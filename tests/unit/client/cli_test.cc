@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <map>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include "client/core/errors.h"
+#include "common/pki/pki.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -260,8 +262,19 @@ TEST_F(CtlCliTest, PkiInitThenIssue) {
   EXPECT_THAT(r.out, HasSubstr("10.0.0.5"));
   r = Run({"--cert", pki + "/bench1.pem", "config", "show", "--json"});
   EXPECT_EQ(nlohmann::json::parse(r.out)["identity"], "bench1 (agent)");
+  // The same identity again is simply issued again (e.g. with new names);
+  // another role under that name is refused without --force.
   r = Run({"pki", "issue", "--role", "agent", "--name", "bench1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("replaced the previous one"));
+  r = Run({"pki", "issue", "--role", "viewer", "--name", "bench1"});
   EXPECT_EQ(r.code, kExitFailedPrecondition);
+  EXPECT_THAT(r.err, HasSubstr("--force"));
+  r = Run({"pki", "issue", "--role", "viewer", "--name", "bench1", "--force"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = Run({"pki", "issue", "--role", "admin", "--name", "ca"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("would overwrite the CA"));
   r = Run({"pki", "issue", "--role", "pilot", "--name", "x"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("--role 'pilot'"));
@@ -270,6 +283,90 @@ TEST_F(CtlCliTest, PkiInitThenIssue) {
   r = Run({"pki", "issue", "--role", "viewer", "--name", "v", "--dir", dir_.File("nowhere")});
   EXPECT_EQ(r.code, kExitNotFound);
   EXPECT_THAT(r.err, HasSubstr("pki init"));
+}
+
+TEST_F(CtlCliTest, PkiInitMakesEverythingALabNeeds) {
+  Result r = Run({"pki", "init", "--name", "alice"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string pki = dir_.File("config/atbridge/pki");
+  struct stat st;
+  ASSERT_EQ(stat(pki.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // The CA, you, the server and one agent; every key 0600.
+  const std::map<std::string, std::string> identities = {
+      {"alice", "alice (admin)"},
+      {"atbridge-server", "atbridge-server (server)"},
+      {"lab1", "lab1 (agent)"}};
+  for (const auto& [name, identity] : identities) {
+    ASSERT_EQ(stat((pki + "/" + name + ".key").c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
+    Result show = Run({"--cert", pki + "/" + name + ".pem", "config", "show", "--json"});
+    EXPECT_EQ(nlohmann::json::parse(show.out)["identity"], identity) << name;
+  }
+  ASSERT_OK_AND_ASSIGN(pki::CertificateInfo server,
+                       pki::ParseCertificate(testing::ReadFileOrDie(pki + "/atbridge-server.pem")));
+  EXPECT_THAT(server.dns_names, ::testing::Contains("localhost"));
+  // What to run next, and never key material.
+  EXPECT_THAT(r.out, HasSubstr("atbridge-server --listen 127.0.0.1:7443 --tls-ca " + pki +
+                               "/ca.pem --tls-cert " + pki + "/atbridge-server.pem"));
+  EXPECT_THAT(r.out, HasSubstr("atbridge-agent --name lab1 --server 127.0.0.1:7443"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("PRIVATE KEY")));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("PRIVATE KEY")));
+  // As scripts/demo does next: issuing the server and agent again works.
+  r = Run({"pki", "issue", "--role", "server", "--name", "atbridge-server", "--dns", "localhost",
+           "--ip", "127.0.0.1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = Run({"pki", "issue", "--role", "agent", "--name", "lab1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(CtlCliTest, PkiInitWritesAbsolutePathsForARelativeDir) {
+  // Run from a directory other than the config file's.
+  testing::TempDir cwd;
+  char old[4096];
+  ASSERT_NE(getcwd(old, sizeof(old)), nullptr);
+  ASSERT_EQ(chdir(cwd.path().c_str()), 0);
+  Result r = Run({"pki", "init", "--dir", "mypki", "--name", "bob", "--agent-name", "bench7",
+                  "--server-dns", "lab.example"});
+  ASSERT_EQ(chdir(old), 0);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string yaml = testing::ReadFileOrDie(dir_.File("config/atbridge/ctl.yaml"));
+  EXPECT_THAT(yaml, HasSubstr("cert: " + cwd.File("mypki/bob.pem")));
+  r = Run({"config", "show", "--json"});
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["cert"], cwd.File("mypki/bob.pem"));
+  EXPECT_EQ(j["identity"], "bob (admin)");
+  ASSERT_OK_AND_ASSIGN(
+      pki::CertificateInfo server,
+      pki::ParseCertificate(testing::ReadFileOrDie(cwd.File("mypki/atbridge-server.pem"))));
+  EXPECT_EQ(server.dns_names, std::vector<std::string>{"lab.example"});
+  struct stat st;
+  EXPECT_EQ(stat(cwd.File("mypki/bench7.pem").c_str(), &st), 0);
+}
+
+TEST_F(CtlCliTest, PkiInitRefusesNamesThatCollide) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"pki", "init", "--name", "ca"},
+        {"pki", "init", "--name", "atbridge-server"},
+        {"pki", "init", "--name", "lab1"},
+        {"pki", "init", "--agent-name", "ca"}}) {
+    Result r = Run(args);
+    EXPECT_EQ(r.code, kExitUsage) << args[3] << ": " << r.err;
+  }
+  struct stat st;
+  EXPECT_NE(stat(dir_.File("config/atbridge/pki/ca.pem").c_str(), &st), 0);
+}
+
+TEST_F(CtlCliTest, ConfigPathsUnderTildeAreUnderHome) {
+  testing::TestPki pki;
+  testing::TestPki::WriteFiles(pki.Client("olga", "operator"), dir_.path(), "olga");
+  dir_.WriteFile("config/atbridge/ctl.yaml",
+                 "agent: 127.0.0.1:1\nca: ~/ca.pem\ncert: ~/olga.pem\nkey: ~/olga.key\n");
+  Result r = Run({"config", "show", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["cert"], dir_.File("olga.pem"));
+  EXPECT_EQ(j["identity"], "olga (operator)");
 }
 
 TEST_F(CtlCliTest, BashCompletionCoversTheCommandTree) {

@@ -45,6 +45,15 @@ TEST(CtlConfigYamlTest, ParsesEveryKeyAndResolvesRelativePaths) {
   EXPECT_EQ(*s.timeout, absl::Seconds(45));
 }
 
+TEST(CtlConfigYamlTest, ExpandsTildeToHome) {
+  ASSERT_OK_AND_ASSIGN(ConnectionSettings s,
+                       ParseConfigYaml("ca: ~/pki/ca.pem\ncert: ~user/me.pem\nkey: pki/me.key\n",
+                                       "/etc/atbridge", "ctl.yaml", "/home/u"));
+  EXPECT_EQ(s.ca, "/home/u/pki/ca.pem");
+  EXPECT_EQ(s.cert, "/etc/atbridge/~user/me.pem") << "only ~/ is expanded";
+  EXPECT_EQ(s.key, "/etc/atbridge/pki/me.key");
+}
+
 TEST(CtlConfigYamlTest, UnknownKeysAndBadValuesNameTheLine) {
   EXPECT_THAT(ParseConfigYaml("server: a:1\nsevrer: b:2\n", "/d", "ctl.yaml"),
               testing::StatusIs(absl::StatusCode::kInvalidArgument,

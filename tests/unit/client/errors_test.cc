@@ -16,7 +16,9 @@ TEST(CtlExitCodeTest, EveryStatusCodeMapsToADocumentedExitCode) {
   };
   const Case cases[] = {
       {absl::StatusCode::kOk, 0},
-      {absl::StatusCode::kCancelled, 130},
+      // A peer's CANCELLED is not a local interruption (130 is only ever
+      // set explicitly, on a signal).
+      {absl::StatusCode::kCancelled, 3},
       {absl::StatusCode::kUnknown, 1},
       {absl::StatusCode::kInvalidArgument, 6},
       {absl::StatusCode::kDeadlineExceeded, 3},
@@ -68,6 +70,25 @@ TEST(CtlFormatErrorTest, OperationFailedShowsTheModemsCode) {
   EXPECT_EQ(
       FormatError(OperationFailed("AT%CMNG=2,1,2 on modem0", "+CME ERROR: 514", "no access"), {}),
       "error: AT%CMNG=2,1,2 on modem0 (+CME ERROR: 514): no access\n");
+}
+
+TEST(CtlHintTest, PermissionHintForEitherOfTwoRolesIsARunnableCommand) {
+  ErrorContext c{.required_role = "automation or operator", .identity = "vera (viewer)"};
+  EXPECT_EQ(HintFor(absl::PermissionDeniedError("vera may not call CreateJob"), c),
+            "this needs the automation or operator role (you are vera (viewer)); an admin can "
+            "issue one with 'atbridgectl pki issue --role automation --name <you>' (or --role "
+            "operator)");
+  ErrorContext one{.required_role = "viewer"};
+  EXPECT_EQ(HintFor(absl::PermissionDeniedError("x"), one),
+            "this needs the viewer role; an admin can issue one with 'atbridgectl pki issue "
+            "--role viewer --name <you>'");
+}
+
+TEST(CtlHintTest, APeerCancelIsNotAnInterruption) {
+  absl::Status s = absl::CancelledError("Cancelled");
+  EXPECT_EQ(ExitCodeFor(s), kExitUnavailable);
+  EXPECT_THAT(HintFor(s, {}), HasSubstr("peer cancelled"));
+  EXPECT_EQ(ExitCodeFor(WithExitCode(s, kExitInterrupted)), 130);
 }
 
 TEST(CtlHintTest, UnavailableNamesTheEndpoint) {

@@ -36,10 +36,35 @@ void WriteAll(int fd, const std::string& s) {
   ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
 }
 
-TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
+// What the owner (attach) does when the master has something to say.
+void DrainHangup(PtyLink& link, int master) {
+  link.TakeOpens();
+  char buf[256];
+  for (;;) {
+    struct pollfd p = {.fd = master, .events = POLLIN, .revents = 0};
+    ASSERT_GT(poll(&p, 1, 2000), 0) << "no hangup reported on the master";
+    ssize_t n = read(master, buf, sizeof(buf));
+    if (n < 0 && errno == EIO) break;
+  }
+  ASSERT_OK(link.OnHangup());
+}
+
+void ExpectQuiet(int master) {
+  char c;
+  errno = 0;
+  EXPECT_EQ(read(master, &c, 1), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  struct pollfd p = {.fd = master, .events = POLLIN, .revents = 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0) << "revents " << p.revents;
+}
+
+TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathAndEachCloseIsOneHangup) {
   testing::TempDir dir;
   const std::string path = dir.File("ttyNRF0");
   ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
+  struct stat st;
+  EXPECT_NE(lstat(path.c_str(), &st), 0) << "nothing is linked before Link()";
+  ASSERT_OK(link->Link());
   char target[256] = {};
   ASSERT_GT(readlink(path.c_str(), target, sizeof(target) - 1), 0);
   EXPECT_EQ(std::string(target), link->slave_path());
@@ -49,8 +74,11 @@ TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
   fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 
   for (int i = 0; i < 10; ++i) {
+    EXPECT_FALSE(link->tool_present()) << i;
     int tool = open(path.c_str(), O_RDWR | O_NOCTTY);
     ASSERT_GE(tool, 0) << i;
+    EXPECT_TRUE(link->TakeOpens()) << i;
+    EXPECT_TRUE(link->tool_present()) << i;
     // What serial tools do: raw, 115200, hardware flow control.
     struct termios t;
     ASSERT_EQ(tcgetattr(tool, &t), 0);
@@ -59,7 +87,6 @@ TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
     cfsetospeed(&t, B115200);
     t.c_cflag |= CRTSCTS | CLOCAL | CREAD;
     ASSERT_EQ(tcsetattr(tool, TCSANOW, &t), 0) << i;
-    tcflush(tool, TCIFLUSH);
     // Bytes pass unchanged both ways: no echo, no CR/LF translation.
     const std::string cmd = "AT%CMNG=0,1,0,\"-----BEGIN\nX\r\n\"\r\n";
     WriteAll(tool, cmd);
@@ -68,18 +95,51 @@ TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathWhileTheMasterStaysHealthy) {
     WriteAll(master, answer);
     EXPECT_EQ(ReadSome(tool, answer.size()), answer) << i;
     close(tool);
-    // Our own slave fd keeps the line up: no hangup, no EIO on the master.
-    char c;
-    errno = 0;
-    EXPECT_EQ(read(master, &c, 1), -1);
-    EXPECT_EQ(errno, EAGAIN) << i;
-    struct pollfd p = {.fd = master, .events = POLLIN, .revents = 0};
-    EXPECT_EQ(poll(&p, 1, 0), 0) << "revents " << p.revents;
+    // The close is a hangup; after OnHangup the master is quiet again.
+    DrainHangup(*link, master);
+    EXPECT_FALSE(link->tool_present()) << i;
+    ExpectQuiet(master);
   }
   close(master);
   link.reset();
-  struct stat st;
   EXPECT_NE(lstat(path.c_str(), &st), 0) << "the link must be removed";
+}
+
+TEST(CtlPtyLinkTest, TheNextToolGetsAFreshLineWhateverThePreviousOneLeft) {
+  testing::TempDir dir;
+  const std::string path = dir.File("tty");
+  ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
+  ASSERT_OK(link->Link());
+  int master = link->ReleaseMaster();
+  fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+
+  // A tool turns echo and canonical mode on, and leaves without reading.
+  int sloppy = open(path.c_str(), O_RDWR | O_NOCTTY);
+  ASSERT_GE(sloppy, 0);
+  struct termios t;
+  ASSERT_EQ(tcgetattr(sloppy, &t), 0);
+  t.c_lflag |= ECHO | ICANON;
+  ASSERT_EQ(tcsetattr(sloppy, TCSANOW, &t), 0);
+  WriteAll(master, "stale\r\n");
+  close(sloppy);
+  DrainHangup(*link, master);
+  // Nobody there: the owner drops modem output (tool_present() is false),
+  // and nothing echoes back.
+  EXPECT_FALSE(link->tool_present());
+  ExpectQuiet(master);
+
+  int next = open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK);
+  ASSERT_GE(next, 0);
+  EXPECT_TRUE(link->TakeOpens());
+  ASSERT_EQ(tcgetattr(next, &t), 0);
+  EXPECT_EQ(t.c_lflag & (ECHO | ICANON), 0u);
+  EXPECT_EQ(t.c_oflag & OPOST, 0u);
+  char c;
+  errno = 0;
+  EXPECT_EQ(read(next, &c, 1), -1) << "stale bytes reached the next tool";
+  EXPECT_EQ(errno, EAGAIN);
+  close(next);
+  close(master);
 }
 
 TEST(CtlPtyLinkTest, ReplacesAStaleLinkButNotAFile) {
@@ -87,9 +147,12 @@ TEST(CtlPtyLinkTest, ReplacesAStaleLinkButNotAFile) {
   const std::string stale = dir.File("stale");
   ASSERT_EQ(symlink("/dev/pts/does-not-exist", stale.c_str()), 0);
   ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(stale));
+  ASSERT_OK(link->Link());
   link.reset();
   const std::string file = dir.WriteFile("regular", "data");
-  EXPECT_THAT(PtyLink::Create(file), testing::StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(auto refused, PtyLink::Create(file));
+  EXPECT_THAT(refused->Link(), testing::StatusIs(absl::StatusCode::kAlreadyExists));
+  refused.reset();
   EXPECT_EQ(testing::ReadFileOrDie(file), "data");
 }
 
@@ -97,6 +160,7 @@ TEST(CtlPtyLinkTest, LeavesALinkSomeoneElseRepointed) {
   testing::TempDir dir;
   const std::string path = dir.File("tty");
   ASSERT_OK_AND_ASSIGN(auto link, PtyLink::Create(path));
+  ASSERT_OK(link->Link());
   ASSERT_EQ(unlink(path.c_str()), 0);
   ASSERT_EQ(symlink("/dev/null", path.c_str()), 0);
   link.reset();
