@@ -156,7 +156,10 @@ class Attach {
   // Writes out_ from out_off_, dropping what no tool is there to read.
   void WriteMaster() {
     NoteOpens();
-    const bool nobody = !link_->tool_present();
+    // Dropped only when the kernel agrees nobody is there; a failed check
+    // writes (a real tool must never lose output to a guess).
+    absl::StatusOr<bool> present = link_->ToolPresent();
+    const bool nobody = present.ok() && !*present;
     if (nobody || drop_rest_ || out_off_ >= out_.size()) {
       if (nobody && out_off_ < out_.size()) NoteDropped();
       drop_rest_ = false;

@@ -33,4 +33,6 @@ bool PtyLink::TakeOpens() { return !watcher_->TakeOpens().empty(); }
 
 absl::Status PtyLink::OnHangup() { return watcher_->OnHangup(watch_handle_); }
 
+absl::StatusOr<bool> PtyLink::ToolPresent() { return watcher_->ToolPresent(watch_handle_); }
+
 }  // namespace atbridge::client

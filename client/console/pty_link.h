@@ -16,7 +16,7 @@
 //     each write to the master, so an open that already happened is known;
 //   - a master read failing with EIO means "the last tool closed the port":
 //     call OnHangup(), drop output still meant for the tool, read again;
-//   - while !tool_present(), drop output instead of writing it (a closed
+//   - while !ToolPresent(), drop output instead of writing it (a closed
 //     port drops what arrives).
 //
 // Not thread-safe; owns its fds and the link, which is removed at
@@ -61,9 +61,10 @@ class PtyLink {
   // The master reported a hangup (a read failed with EIO): takes the slave
   // back and resets the line.
   absl::Status OnHangup();
-  // Whether a tool has (or just had) the port open; false while we hold the
-  // slave ourselves.
-  bool tool_present() const { return !pty_.holds_slave(); }
+  // Whether a tool has (or just had) the port open. Free while one is known
+  // to; otherwise asks the kernel (pty::ToolWatcher::ToolPresent), which also
+  // knows of a tool whose open went unreported.
+  absl::StatusOr<bool> ToolPresent();
 
   const std::string& slave_path() const { return pty_.slave_path(); }
   const std::string& link_path() const { return link_path_; }

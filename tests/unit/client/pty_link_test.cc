@@ -74,11 +74,11 @@ TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathAndEachCloseIsOneHangup) {
   fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 
   for (int i = 0; i < 10; ++i) {
-    EXPECT_FALSE(link->tool_present()) << i;
+    EXPECT_THAT(link->ToolPresent(), testing::IsOkAndHolds(false)) << i;
     int tool = open(path.c_str(), O_RDWR | O_NOCTTY);
     ASSERT_GE(tool, 0) << i;
     EXPECT_TRUE(link->TakeOpens()) << i;
-    EXPECT_TRUE(link->tool_present()) << i;
+    EXPECT_THAT(link->ToolPresent(), testing::IsOkAndHolds(true)) << i;
     // What serial tools do: raw, 115200, hardware flow control.
     struct termios t;
     ASSERT_EQ(tcgetattr(tool, &t), 0);
@@ -97,7 +97,7 @@ TEST(CtlPtyLinkTest, ToolsOpenAndCloseThePathAndEachCloseIsOneHangup) {
     close(tool);
     // The close is a hangup; after OnHangup the master is quiet again.
     DrainHangup(*link, master);
-    EXPECT_FALSE(link->tool_present()) << i;
+    EXPECT_THAT(link->ToolPresent(), testing::IsOkAndHolds(false)) << i;
     ExpectQuiet(master);
   }
   close(master);
@@ -123,9 +123,9 @@ TEST(CtlPtyLinkTest, TheNextToolGetsAFreshLineWhateverThePreviousOneLeft) {
   WriteAll(master, "stale\r\n");
   close(sloppy);
   DrainHangup(*link, master);
-  // Nobody there: the owner drops modem output (tool_present() is false),
+  // Nobody there: the owner drops modem output (ToolPresent() is false),
   // and nothing echoes back.
-  EXPECT_FALSE(link->tool_present());
+  EXPECT_THAT(link->ToolPresent(), testing::IsOkAndHolds(false));
   ExpectQuiet(master);
 
   int next = open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK);
