@@ -672,15 +672,22 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
       const v1::GenerateKeyResponse& g = resp.generate_key();
       for (const auto& s : g.steps()) *x.add_steps() = s;
       const std::string csr = g.csr_der().empty() ? g.csr_pem() : g.csr_der();
-      auto cert = signer_ != nullptr ? signer_->Sign(csr, spec.keygen_and_sign().validity_days())
-                                     : absl::StatusOr<std::string>(absl::FailedPreconditionError(
-                                           "the server has no CA to sign with"));
+      // The subject is the server's choice (the CN it asked for, else the
+      // IMEI), whatever the CSR says.
+      const std::string cn = DeviceCommonName(
+          absl::StrReplaceAll(spec.keygen_and_sign().attributes(), {{"{imei}", x.imei()}}),
+          x.imei());
+      auto cert = signer_ != nullptr
+                      ? signer_->Sign(csr, cn, spec.keygen_and_sign().validity_days())
+                      : absl::StatusOr<std::string>(
+                            absl::FailedPreconditionError("the server has no CA to sign with"));
       if (!cert.ok()) {
         x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_FAILED, StatusText(cert.status())));
         FailAttemptLocked(job, e, cert.status(), fx);
         return;
       }
-      x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_OK, "CSR signed by the server CA"));
+      x.add_steps()->CopyFrom(
+          MakeStep("sign", v1::STEP_OK, absl::StrCat("CSR signed by the server CA as CN=", cn)));
       e.cert_pem = *std::move(cert);
       e.stage = Stage::kWriteCert;
       v1::AgentRequest req;

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/pki/pki.h"
+#include "server/jobs/csr_signer.h"
 #include "server/util/proto_time.h"
 
 namespace atbridge::server::jobs {
@@ -86,11 +87,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, const ContentValidator& va
       if (a.sec_tag() > kMaxSecTag) {
         return Invalid("keygen_and_sign.sec_tag", absl::StrCat(a.sec_tag(), " is out of range"));
       }
-      for (char c : a.attributes()) {
-        if (c < 0x20 || c > 0x7e || c == '"') {
-          return Invalid("keygen_and_sign.attributes", "must be printable ASCII without '\"'");
-        }
-      }
+      absl::Status attrs =
+          CheckKeygenAttributes(a.attributes(), "job spec keygen_and_sign.attributes");
+      if (!attrs.ok()) return attrs;
       if (a.validity_days() > 3650 * 3) {
         return Invalid("keygen_and_sign.validity_days", "must be at most 10950");
       }
