@@ -69,6 +69,7 @@ struct Server::Impl {
   std::unique_ptr<jobs::CsrSigner> signer;
   std::unique_ptr<service::WorkerPool> pool;
   std::unique_ptr<service::AuditLog> audit;
+  std::unique_ptr<service::JobAuditor> job_auditor;
   std::unique_ptr<service::AgentRegistry> registry;
   std::unique_ptr<service::Relay> relay;
   std::unique_ptr<jobs::JobEngine> engine;
@@ -137,9 +138,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   jobs::EngineOptions eo;
   eo.defaults = o.job_defaults;
   if (hooks.offline_wait > absl::ZeroDuration()) eo.offline_wait = hooks.offline_wait;
-  impl->engine =
-      std::make_unique<jobs::JobEngine>(eo, impl->store.get(), impl->relay.get(), impl->clock,
-                                        impl->random, impl->validator.get(), impl->signer.get());
+  impl->job_auditor = std::make_unique<service::JobAuditor>(impl->audit.get());
+  impl->engine = std::make_unique<jobs::JobEngine>(eo, impl->store.get(), impl->relay.get(),
+                                                   impl->clock, impl->random, impl->validator.get(),
+                                                   impl->signer.get(), impl->job_auditor.get());
   impl->timer =
       std::make_unique<service::EngineTimer>(impl->engine.get(), impl->pool.get(), impl->clock);
   impl->engine->SetWakeListener([timer = impl->timer.get()](absl::Time t) { timer->Arm(t); });
@@ -174,6 +176,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
 absl::Status Server::Start() {
   Impl& m = *impl_;
   if (m.started) return absl::FailedPreconditionError("server already started");
+  m.started = true;
+  // The engine reloads and resumes unfinished jobs before the port serves:
+  // a CreateJob or WatchJob can then never meet a half-loaded engine (a job
+  // created meanwhile would be overwritten by the reload, its first attempt
+  // resumed a second time, its watchers told it had ended).
+  absl::Status s = m.engine->Start();
+  if (!s.ok()) {
+    Shutdown();
+    return absl::Status(s.code(), absl::StrCat("resume jobs: ", s.message()));
+  }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(m.options.listen, tls::ServerCredentials(m.tls), &m.port);
   tls::ApplyServerKeepalive(builder);
@@ -182,15 +194,11 @@ absl::Status Server::Start() {
   m.grpc_server = builder.BuildAndStart();
   if (m.grpc_server == nullptr || m.port == 0) {
     m.grpc_server.reset();
+    Shutdown();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", m.options.listen));
   }
-  m.started = true;
-  absl::Status s = m.engine->Start();
-  if (!s.ok()) {
-    Shutdown();
-    return absl::Status(s.code(), absl::StrCat("resume jobs: ", s.message()));
-  }
-  ATB_LOG(INFO) << "atbridge-server serving on " << address() << " (store " << m.options.store_url
+  ATB_LOG(INFO) << "atbridge-server serving on " << address() << " (store "
+                << store::RedactStoreUrl(m.options.store_url)
                 << (m.signer ? ", CSR signing on" : "") << ")";
   return absl::OkStatus();
 }

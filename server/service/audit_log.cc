@@ -34,6 +34,24 @@ void AuditLog::Record(const tls::Identity& who, const std::string& action,
   });
 }
 
+void JobAuditor::ExecutionFinished(const v1::Actor& creator, const std::string& job_id,
+                                   const std::string& action, const v1::Execution& execution,
+                                   const std::string& reason) {
+  tls::Identity who;
+  who.principal = creator.principal();
+  who.role = creator.role();
+  const std::string safe_reason = jobs::RedactCommand(reason);
+  const absl::Status result(static_cast<absl::StatusCode>(execution.last_status_code()),
+                            safe_reason);
+  std::string detail =
+      absl::StrCat("job ", job_id, " ", action, ": ", v1::ExecutionState_Name(execution.state()),
+                   ", attempt ", execution.attempts());
+  if (result.ok()) absl::StrAppend(&detail, ": ", safe_reason);
+  log_->Record(who, "JobExecution",
+               absl::StrCat(execution.imei(), " (", execution.agent(), "/", execution.port(), ")"),
+               execution.imei(), result, detail);
+}
+
 std::string RedactCommandForAudit(const std::string& command) {
   if (!absl::StrContains(absl::AsciiStrToUpper(command), "%CMNG")) return command;
   const size_t quote = command.find('"');

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/tls/identity.h"
+#include "server/jobs/engine.h"
 #include "server/service/worker_pool.h"
 #include "server/store/store.h"
 
@@ -32,6 +33,23 @@ class AuditLog {
   store::AuditStore* const store_;
   WorkerPool* const pool_;
   const Clock* const clock_;
+};
+
+// The job engine's execution outcomes as audit records, one per execution
+// that made an attempt on its device: who (the job's creator), action
+// "JobExecution", target "<imei> (<agent>/<port>)" (the IMEI indexed, so
+// QueryAudit(imei) shows job pushes to a board), result (the outcome's
+// status code name) and a detail "job <id> <action>: <STATE>, attempt N:
+// <reason>" without secrets. Never blocks (AuditLog::Record posts).
+class JobAuditor final : public jobs::ExecutionAuditor {
+ public:
+  explicit JobAuditor(AuditLog* log) : log_(log) {}
+  void ExecutionFinished(const v1::Actor& creator, const std::string& job_id,
+                         const std::string& action, const v1::Execution& execution,
+                         const std::string& reason) override;
+
+ private:
+  AuditLog* const log_;
 };
 
 // An AT command made safe for the audit log and logs: the quoted arguments of
