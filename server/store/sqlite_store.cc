@@ -609,6 +609,24 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<int64_t> AppendAudit(const AuditEntry& entry) override {
     std::lock_guard<std::mutex> lock(mu_);
+    return AppendAuditLocked(entry);
+  }
+
+  absl::Status AppendAudits(const std::vector<AuditEntry>& entries) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction("append audit records", [&]() -> absl::Status {
+      for (const AuditEntry& e : entries) RETURN_IF_ERROR(AppendAuditLocked(e).status());
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(const v1::QueryAuditRequest& q) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return QueryAuditLocked(q);
+  }
+
+ private:
+  absl::StatusOr<int64_t> AppendAuditLocked(const AuditEntry& entry) {
     const v1::AuditRecord& r = entry.record;
     ASSIGN_OR_RETURN(auto st, PrepareLocked("INSERT INTO audit(at, principal, role, action, "
                                             "target, imei, result, detail) "
@@ -626,8 +644,7 @@ class SqliteStore final : public Store {
     return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
   }
 
-  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(const v1::QueryAuditRequest& q) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAuditLocked(const v1::QueryAuditRequest& q) {
     // Fixed SQL with "match anything" sentinels keeps one cached statement.
     ASSIGN_OR_RETURN(auto st,
                      PrepareLocked("SELECT id, at, principal, role, action, target, result, detail "
@@ -661,7 +678,6 @@ class SqliteStore final : public Store {
     return out;
   }
 
- private:
   static constexpr const char* kJobColumns =
       "SELECT id, spec, state, creator, creator_role, created_at, finished_at, reason FROM jobs";
 

@@ -160,6 +160,9 @@ class AuditStore {
   virtual ~AuditStore() = default;
   // Appends a record; returns its id.
   virtual absl::StatusOr<int64_t> AppendAudit(const AuditEntry& entry) = 0;
+  // Appends records in order, all or none, in one transaction (one sync of
+  // the log for the lot).
+  virtual absl::Status AppendAudits(const std::vector<AuditEntry>& entries) = 0;
   // Records matching the query, newest first (limit 0 = 100).
   virtual absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(
       const v1::QueryAuditRequest& query) = 0;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/proto_time.h"
 #include "tests/testing/status_matchers.h"
@@ -294,6 +295,28 @@ TEST_F(StoreTest, AuditQueryFiltersNewestFirst) {
   ASSERT_OK_AND_ASSIGN(auto denied, store_->QueryAudit(by_action));
   ASSERT_THAT(denied, SizeIs(1));
   EXPECT_EQ(denied[0].result(), "PERMISSION_DENIED");
+}
+
+TEST_F(StoreTest, AuditBatchesAreAppendedInOrder) {
+  std::vector<AuditEntry> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    *batch[i].record.mutable_at() = ToProtoTime(absl::FromUnixSeconds(100 + i));
+    batch[i].record.set_principal("alice");
+    batch[i].record.set_action("JobExecution");
+    batch[i].record.set_detail(absl::StrCat("record ", i));
+    batch[i].imei = absl::StrCat("35000000000000", i);
+  }
+  ASSERT_OK(store_->AppendAudits(batch));
+  ASSERT_OK(store_->AppendAudits({}));
+  ASSERT_OK_AND_ASSIGN(auto all, store_->QueryAudit(v1::QueryAuditRequest()));
+  ASSERT_THAT(all, SizeIs(3));
+  EXPECT_EQ(all[0].detail(), "record 2") << "newest first";
+  EXPECT_EQ(all[2].detail(), "record 0");
+  v1::QueryAuditRequest q;
+  q.set_imei("350000000000001");
+  ASSERT_OK_AND_ASSIGN(auto one, store_->QueryAudit(q));
+  ASSERT_THAT(one, SizeIs(1));
+  EXPECT_EQ(one[0].detail(), "record 1");
 }
 
 TEST_F(StoreTest, UsesWalAndRefusesNewerSchema) {
