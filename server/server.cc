@@ -21,6 +21,8 @@
 #include "server/service/agent_session.h"
 #include "server/service/audit_log.h"
 #include "server/service/engine_timer.h"
+#include "server/service/expiry_audit.h"
+#include "server/service/metrics_http.h"
 #include "server/service/provisioning_service.h"
 #include "server/service/relay.h"
 #include "server/service/worker_pool.h"
@@ -74,6 +76,8 @@ struct Server::Impl {
   std::unique_ptr<service::Relay> relay;
   std::unique_ptr<jobs::JobEngine> engine;
   std::unique_ptr<service::EngineTimer> timer;
+  std::unique_ptr<service::ExpiryAudit> expiry;
+  std::unique_ptr<service::MetricsHttpServer> metrics;
   std::unique_ptr<service::UplinkService> uplink;
   std::unique_ptr<service::ProvisioningService> provisioning;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -170,6 +174,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   pd.clock = impl->clock;
   pd.default_timeout = o.relay_timeout;
   impl->provisioning = std::make_unique<service::ProvisioningService>(pd);
+  if (o.expiry_audit_interval > absl::ZeroDuration()) {
+    impl->expiry = std::make_unique<service::ExpiryAudit>(
+        impl->inventory.get(), impl->audit.get(), impl->pool.get(), impl->clock,
+        o.expiry_audit_interval, o.expiry_within_days);
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -186,6 +195,28 @@ absl::Status Server::Start() {
     Shutdown();
     return absl::Status(s.code(), absl::StrCat("resume jobs: ", s.message()));
   }
+  if (!m.options.metrics_listen.empty()) {
+    auto metrics = service::MetricsHttpServer::Start(
+        m.pool->io(), m.options.metrics_listen,
+        [engine = m.engine.get(), inventory = m.inventory.get()] {
+          service::MetricsSnapshot snap;
+          snap.jobs_active = engine->ActiveJobCount();
+          const v1::JobCounts c = engine->ActiveExecutionCounts();
+          snap.executions = {{"queued", c.queued()},       {"in_progress", c.in_progress()},
+                             {"succeeded", c.succeeded()}, {"skipped", c.skipped()},
+                             {"failed", c.failed()},       {"timed_out", c.timed_out()},
+                             {"canceled", c.canceled()},   {"rolled_back", c.rolled_back()}};
+          snap.agents_known = inventory->AgentCount(/*connected_only=*/false);
+          snap.agents_connected = inventory->AgentCount(/*connected_only=*/true);
+          return service::RenderMetrics(snap);
+        });
+    if (!metrics.ok()) {
+      Shutdown();
+      return metrics.status();
+    }
+    m.metrics = *std::move(metrics);
+  }
+  if (m.expiry) m.expiry->Start();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(m.options.listen, tls::ServerCredentials(m.tls), &m.port);
   tls::ApplyServerKeepalive(builder);
@@ -199,11 +230,14 @@ absl::Status Server::Start() {
   }
   ATB_LOG(INFO) << "atbridge-server serving on " << address() << " (store "
                 << store::RedactStoreUrl(m.options.store_url)
-                << (m.signer ? ", CSR signing on" : "") << ")";
+                << (m.signer ? ", CSR signing on" : "")
+                << (m.metrics ? absl::StrCat(", metrics on port ", m.metrics->port()) : "") << ")";
   return absl::OkStatus();
 }
 
 int Server::port() const { return impl_->port; }
+
+int Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 
 std::string Server::address() const {
   const std::string& listen = impl_->options.listen;
@@ -226,6 +260,8 @@ void Server::Shutdown() {
   //    the store and resume at the next start.
   if (m.engine) m.engine->Stop();
   if (m.timer) m.timer->Stop();
+  if (m.expiry) m.expiry->Stop();
+  if (m.metrics) m.metrics->Stop();
   if (m.grpc_server) {
     // 2. Finish the long streams ourselves, then let gRPC cancel the rest.
     const grpc::Status going(grpc::StatusCode::UNAVAILABLE, "server shutting down");

@@ -468,6 +468,24 @@ size_t JobEngine::ActiveJobCount() const {
   return active_.size();
 }
 
+v1::JobCounts JobEngine::ActiveExecutionCounts() const {
+  absl::MutexLock lock(&mu_);
+  v1::JobCounts total;
+  for (const auto& [id, job] : active_) {
+    const v1::JobCounts& c = job->counts;
+    total.set_total(total.total() + c.total());
+    total.set_queued(total.queued() + c.queued());
+    total.set_in_progress(total.in_progress() + c.in_progress());
+    total.set_succeeded(total.succeeded() + c.succeeded());
+    total.set_skipped(total.skipped() + c.skipped());
+    total.set_failed(total.failed() + c.failed());
+    total.set_timed_out(total.timed_out() + c.timed_out());
+    total.set_canceled(total.canceled() + c.canceled());
+    total.set_rolled_back(total.rolled_back() + c.rolled_back());
+  }
+  return total;
+}
+
 void JobEngine::OnResponse(const std::string& job_id, const std::string& imei, uint64_t gen,
                            uint32_t attempt, absl::StatusOr<v1::AgentResponse> result) {
   Effects fx;

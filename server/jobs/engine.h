@@ -159,6 +159,8 @@ class JobEngine {
 
   // Number of jobs being run (for metrics and tests).
   size_t ActiveJobCount() const;
+  // Executions of the jobs being run, by state (for metrics).
+  v1::JobCounts ActiveExecutionCounts() const;
 
  private:
   struct Exec;

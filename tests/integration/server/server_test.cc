@@ -8,6 +8,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -964,6 +968,52 @@ TEST_F(ServerTest, AtScriptSecretsStayHiddenAndJobPushesAreAuditedPerBoard) {
                 AllOf(HasSubstr(job.id()), HasSubstr("at-script"), HasSubstr("SUCCEEDED")));
   }
   for (const auto& r : Audit("")) EXPECT_THAT(r.DebugString(), Not(HasSubstr(kPsk)));
+}
+
+// GET on a plain loopback socket; returns the whole HTTP response.
+std::string HttpGet(int port, const std::string& path) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)}, ec);
+  if (ec) return "connect: " + ec.message();
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
+  boost::asio::write(socket, boost::asio::buffer(request), ec);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    size_t n = socket.read_some(boost::asio::buffer(buf), ec);
+    out.append(buf, n);
+    if (ec) break;  // The server closes after the response.
+  }
+  return out;
+}
+
+TEST_F(ServerTest, PrometheusEndpointCountsJobsExecutionsAndAgents) {
+  StopServer();
+  options_.metrics_listen = "127.0.0.1:0";
+  StartServer();
+  ASSERT_GT(server_->metrics_port(), 0);
+  FakeAgent::Options o;
+  o.ports = 3;
+  o.hold_writes = true;
+  FakeAgent* agent = AddAgent(0, o);
+  ASSERT_OK_AND_ASSIGN(v1::Job job, CreateJob(Operator(), WriteSpec()));
+  // The three writes are held by the agent: in progress. The job's IN_PROGRESS
+  // commits happen before CreateJob returns.
+  std::string page = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(page, HasSubstr("HTTP/1.1 200 OK"));
+  EXPECT_THAT(page, HasSubstr("Content-Type: text/plain; version=0.0.4"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_jobs_active 1\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_executions{state=\"in_progress\"} 3\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_agents_connected 1\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_agents 1\n"));
+  agent->ReleaseHeld();
+  WatchResult w = Watch(Operator(), job.id());
+  ASSERT_TRUE(w.status.ok()) << w.status.error_message();
+  page = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(page, HasSubstr("\natbridge_jobs_active 0\n"));
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/nope"), HasSubstr("404 Not Found"));
 }
 
 }  // namespace
