@@ -21,6 +21,7 @@ int Run(int argc, char** argv) {
   CLI::App app{"atbridge-server: inventory, jobs and reports for nRF91 modems behind agents"};
   std::string config;
   std::string listen, cert, key, ca, state_dir, store, signing_cert, signing_key, log_level;
+  std::string metrics_listen;
   int workers = 0;
   app.add_option("--config", config, "YAML config file (flags override it)");
   app.add_option("--listen", listen,
@@ -34,6 +35,8 @@ int Run(int argc, char** argv) {
   app.add_option("--signing-ca-key", signing_key, "key of that CA");
   app.add_option("--log-level", log_level, "debug, info, warning, error or off (default info)");
   app.add_option("--workers", workers, "worker threads (default 2)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "loopback host:port of the Prometheus text endpoint (default off)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -58,6 +61,7 @@ int Run(int argc, char** argv) {
   if (!signing_key.empty()) options.signing_ca_key_file = signing_key;
   if (!log_level.empty()) options.log_level = log_level;
   if (workers != 0) options.workers = workers;
+  if (!metrics_listen.empty()) options.metrics_listen = metrics_listen;
   absl::Status valid = atbridge::server::ValidateServerOptions(&options);
   if (!valid.ok()) {
     std::cerr << "atbridge-server: " << valid.message() << "\n";

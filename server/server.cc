@@ -21,6 +21,8 @@
 #include "server/service/agent_session.h"
 #include "server/service/audit_log.h"
 #include "server/service/engine_timer.h"
+#include "server/service/expiry_audit.h"
+#include "server/service/metrics_http.h"
 #include "server/service/provisioning_service.h"
 #include "server/service/relay.h"
 #include "server/service/worker_pool.h"
@@ -69,10 +71,13 @@ struct Server::Impl {
   std::unique_ptr<jobs::CsrSigner> signer;
   std::unique_ptr<service::WorkerPool> pool;
   std::unique_ptr<service::AuditLog> audit;
+  std::unique_ptr<service::JobAuditor> job_auditor;
   std::unique_ptr<service::AgentRegistry> registry;
   std::unique_ptr<service::Relay> relay;
   std::unique_ptr<jobs::JobEngine> engine;
   std::unique_ptr<service::EngineTimer> timer;
+  std::unique_ptr<service::ExpiryAudit> expiry;
+  std::unique_ptr<service::MetricsHttpServer> metrics;
   std::unique_ptr<service::UplinkService> uplink;
   std::unique_ptr<service::ProvisioningService> provisioning;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -137,9 +142,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   jobs::EngineOptions eo;
   eo.defaults = o.job_defaults;
   if (hooks.offline_wait > absl::ZeroDuration()) eo.offline_wait = hooks.offline_wait;
-  impl->engine =
-      std::make_unique<jobs::JobEngine>(eo, impl->store.get(), impl->relay.get(), impl->clock,
-                                        impl->random, impl->validator.get(), impl->signer.get());
+  impl->job_auditor = std::make_unique<service::JobAuditor>(impl->audit.get());
+  impl->engine = std::make_unique<jobs::JobEngine>(eo, impl->store.get(), impl->relay.get(),
+                                                   impl->clock, impl->random, impl->validator.get(),
+                                                   impl->signer.get(), impl->job_auditor.get());
   impl->timer =
       std::make_unique<service::EngineTimer>(impl->engine.get(), impl->pool.get(), impl->clock);
   impl->engine->SetWakeListener([timer = impl->timer.get()](absl::Time t) { timer->Arm(t); });
@@ -168,12 +174,49 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   pd.clock = impl->clock;
   pd.default_timeout = o.relay_timeout;
   impl->provisioning = std::make_unique<service::ProvisioningService>(pd);
+  if (o.expiry_audit_interval > absl::ZeroDuration()) {
+    impl->expiry = std::make_unique<service::ExpiryAudit>(
+        impl->inventory.get(), impl->audit.get(), impl->pool.get(), impl->clock,
+        o.expiry_audit_interval, o.expiry_within_days);
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 absl::Status Server::Start() {
   Impl& m = *impl_;
   if (m.started) return absl::FailedPreconditionError("server already started");
+  m.started = true;
+  // The engine reloads and resumes unfinished jobs before the port serves:
+  // a CreateJob or WatchJob can then never meet a half-loaded engine (a job
+  // created meanwhile would be overwritten by the reload, its first attempt
+  // resumed a second time, its watchers told it had ended).
+  absl::Status s = m.engine->Start();
+  if (!s.ok()) {
+    Shutdown();
+    return absl::Status(s.code(), absl::StrCat("resume jobs: ", s.message()));
+  }
+  if (!m.options.metrics_listen.empty()) {
+    auto metrics = service::MetricsHttpServer::Start(
+        m.pool->io(), m.options.metrics_listen,
+        [engine = m.engine.get(), inventory = m.inventory.get()] {
+          service::MetricsSnapshot snap;
+          snap.jobs_active = engine->ActiveJobCount();
+          const v1::JobCounts c = engine->ActiveExecutionCounts();
+          snap.executions = {{"queued", c.queued()},       {"in_progress", c.in_progress()},
+                             {"succeeded", c.succeeded()}, {"skipped", c.skipped()},
+                             {"failed", c.failed()},       {"timed_out", c.timed_out()},
+                             {"canceled", c.canceled()},   {"rolled_back", c.rolled_back()}};
+          snap.agents_known = inventory->AgentCount(/*connected_only=*/false);
+          snap.agents_connected = inventory->AgentCount(/*connected_only=*/true);
+          return service::RenderMetrics(snap);
+        });
+    if (!metrics.ok()) {
+      Shutdown();
+      return metrics.status();
+    }
+    m.metrics = *std::move(metrics);
+  }
+  if (m.expiry) m.expiry->Start();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(m.options.listen, tls::ServerCredentials(m.tls), &m.port);
   tls::ApplyServerKeepalive(builder);
@@ -182,20 +225,19 @@ absl::Status Server::Start() {
   m.grpc_server = builder.BuildAndStart();
   if (m.grpc_server == nullptr || m.port == 0) {
     m.grpc_server.reset();
+    Shutdown();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", m.options.listen));
   }
-  m.started = true;
-  absl::Status s = m.engine->Start();
-  if (!s.ok()) {
-    Shutdown();
-    return absl::Status(s.code(), absl::StrCat("resume jobs: ", s.message()));
-  }
-  ATB_LOG(INFO) << "atbridge-server serving on " << address() << " (store " << m.options.store_url
-                << (m.signer ? ", CSR signing on" : "") << ")";
+  ATB_LOG(INFO) << "atbridge-server serving on " << address() << " (store "
+                << store::RedactStoreUrl(m.options.store_url)
+                << (m.signer ? ", CSR signing on" : "")
+                << (m.metrics ? absl::StrCat(", metrics on port ", m.metrics->port()) : "") << ")";
   return absl::OkStatus();
 }
 
 int Server::port() const { return impl_->port; }
+
+int Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 
 std::string Server::address() const {
   const std::string& listen = impl_->options.listen;
@@ -218,6 +260,8 @@ void Server::Shutdown() {
   //    the store and resume at the next start.
   if (m.engine) m.engine->Stop();
   if (m.timer) m.timer->Stop();
+  if (m.expiry) m.expiry->Stop();
+  if (m.metrics) m.metrics->Stop();
   if (m.grpc_server) {
     // 2. Finish the long streams ourselves, then let gRPC cancel the rest.
     const grpc::Status going(grpc::StatusCode::UNAVAILABLE, "server shutting down");

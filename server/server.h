@@ -42,6 +42,8 @@ class Server {
   absl::Status Start();
   // The bound port and "host:port" (after Start).
   int port() const;
+  // The metrics endpoint's bound port (0 when metrics_listen is empty).
+  int metrics_port() const;
   std::string address() const;
   // Ends streams, stops the engine, shuts gRPC down, drains the workers.
   // Idempotent.

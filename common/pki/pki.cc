@@ -209,6 +209,43 @@ absl::StatusOr<ReqPtr> ParseCsr(absl::string_view csr) {
   return req;
 }
 
+std::string FirstCommonName(const X509_NAME* name) {
+  int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (i < 0) return "";
+  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<size_t>(ASN1_STRING_length(s)));
+}
+
+// A device certificate's CN: 1..64 printable ASCII characters (RFC 5280's
+// upper bound for commonName).
+absl::Status CheckCommonName(const std::string& cn) {
+  if (cn.empty()) return absl::InvalidArgumentError("the certificate needs a common name (CN)");
+  if (cn.size() > 64) {
+    return absl::InvalidArgumentError("the common name is longer than 64 characters");
+  }
+  for (char c : cn) {
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError("the common name must be printable ASCII");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// nRF91 modems generate EC P-256 keys; anything else in a device CSR is not
+// from a modem.
+absl::Status CheckDeviceKey(EVP_PKEY* key) {
+  char group[64] = {};
+  size_t len = 0;
+  if (key == nullptr || !EVP_PKEY_is_a(key, "EC") ||
+      !EVP_PKEY_get_group_name(key, group, sizeof(group), &len) ||
+      (std::string(group, len) != "prime256v1" && std::string(group, len) != "P-256")) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the CSR's key is not EC P-256 (what nRF91 modems generate)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<KeyAndCert> CreateCa(const CaOptions& options) {
@@ -287,6 +324,11 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const IssueOpt
 absl::StatusOr<std::string> SignCsr(const KeyAndCert& ca, absl::string_view csr,
                                     const SignCsrOptions& options) {
   ASSIGN_OR_RETURN(ReqPtr req, ParseCsr(csr));
+  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
+  RETURN_IF_ERROR(CheckDeviceKey(pub));
+  std::string cn = options.common_name;
+  if (cn.empty()) cn = FirstCommonName(X509_REQ_get_subject_name(req.get()));
+  RETURN_IF_ERROR(CheckCommonName(cn));
   ASSIGN_OR_RETURN(X509Ptr ca_cert, ParseX509(ca.cert_pem));
   ASSIGN_OR_RETURN(PkeyPtr ca_key, ParseKey(ca.key_pem));
   X509Ptr cert(X509_new());
@@ -294,20 +336,18 @@ absl::StatusOr<std::string> SignCsr(const KeyAndCert& ca, absl::string_view csr,
   RETURN_IF_ERROR(SetRandomSerial(cert.get()));
   absl::Time now = options.now.value_or(absl::Now());
   RETURN_IF_ERROR(SetValidity(cert.get(), now - absl::Hours(1), now + options.validity));
-  if (!options.common_name.empty()) {
-    X509_NAME* name = X509_get_subject_name(cert.get());
-    RETURN_IF_ERROR(AddName(name, "CN", options.common_name));
-  } else if (!X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get()))) {
-    return SslError("copy CSR subject");
-  }
+  // The subject is built here, never copied from the CSR: an OU (or any
+  // other attribute) asked for by whoever produced the CSR would otherwise
+  // become an atbridge role (common/tls/identity.h).
+  RETURN_IF_ERROR(AddName(X509_get_subject_name(cert.get()), "CN", cn));
   if (!X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) ||
-      !X509_set_pubkey(cert.get(), X509_REQ_get0_pubkey(req.get()))) {
+      !X509_set_pubkey(cert.get(), pub)) {
     return SslError("certificate from CSR");
   }
   RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
-  RETURN_IF_ERROR(
-      AddExt(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement"));
+  RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature"));
   RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_ext_key_usage, "clientAuth"));
+  RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid"));
   if (!X509_sign(cert.get(), ca_key.get(), EVP_sha256())) return SslError("sign certificate");
   return CertToPem(cert.get());

@@ -61,14 +61,19 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const IssueOpt
 // Options for SignCsr.
 struct SignCsrOptions {
   absl::Duration validity = absl::Hours(24 * 365);
-  // Replaces the CSR's subject CN when not empty.
+  // The subject of the certificate is CN=<common_name> and nothing else.
+  // Empty: the CSR's first CN (INVALID_ARGUMENT when it has none).
   std::string common_name;
   // Current time for the validity window (tests pass a fixed time).
   std::optional<absl::Time> now;
 };
 
-// Verifies the CSR's self-signature and signs it as a client certificate.
-// Accepts DER or PEM. Returns the certificate as PEM.
+// Signs a device CSR as a client certificate. Accepts DER or PEM; verifies
+// the CSR's self-signature and that its key is EC P-256 (what an nRF91
+// generates), else INVALID_ARGUMENT. The certificate is built by the signer,
+// never copied from the CSR: subject CN only (no OU, so no atbridge role),
+// no SANs or requested extensions, basicConstraints CA:FALSE, keyUsage
+// digitalSignature, extendedKeyUsage clientAuth. Returns PEM.
 absl::StatusOr<std::string> SignCsr(const KeyAndCert& ca, absl::string_view csr,
                                     const SignCsrOptions& options);
 

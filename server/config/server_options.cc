@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -65,9 +66,10 @@ class ConfigReader {
 
 absl::Status Parse(const YAML::Node& root, const ConfigReader& r, ServerOptions* o) {
   if (!root || root.IsNull()) return absl::OkStatus();
-  absl::Status s = r.CheckKeys(root, "",
-                               {"listen", "tls", "state_dir", "store", "signing_ca", "log_level",
-                                "workers", "relay_timeout", "jobs"});
+  absl::Status s =
+      r.CheckKeys(root, "",
+                  {"listen", "tls", "state_dir", "store", "signing_ca", "log_level", "workers",
+                   "relay_timeout", "jobs", "expiry_audit", "metrics_listen"});
   if (!s.ok()) return s;
   if (!(s = r.String(root["listen"], "listen", &o->listen)).ok()) return s;
   if (root["tls"]) {
@@ -90,6 +92,19 @@ absl::Status Parse(const YAML::Node& root, const ConfigReader& r, ServerOptions*
   if (!(s = r.Int(root["workers"], "workers", &workers)).ok()) return s;
   o->workers = static_cast<int>(workers);
   if (!(s = r.Duration(root["relay_timeout"], "relay_timeout", &o->relay_timeout)).ok()) return s;
+  if (root["expiry_audit"]) {
+    const YAML::Node e = root["expiry_audit"];
+    if (!(s = r.CheckKeys(e, "expiry_audit", {"interval", "within_days"})).ok()) return s;
+    if (!(s = r.Duration(e["interval"], "expiry_audit.interval", &o->expiry_audit_interval)).ok()) {
+      return s;
+    }
+    int64_t days = o->expiry_within_days;
+    if (!(s = r.Int(e["within_days"], "expiry_audit.within_days", &days)).ok()) return s;
+    o->expiry_within_days = static_cast<int>(days);
+  }
+  if (!(s = r.String(root["metrics_listen"], "metrics_listen", &o->metrics_listen)).ok()) {
+    return s;
+  }
   if (root["jobs"]) {
     const YAML::Node j = root["jobs"];
     if (!(s = r.CheckKeys(j, "jobs",
@@ -189,6 +204,26 @@ absl::Status ValidateServerOptions(ServerOptions* o) {
   }
   if (d.execution_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("jobs.execution_timeout must be positive");
+  }
+  if (o->expiry_audit_interval != absl::ZeroDuration() &&
+      o->expiry_audit_interval < absl::Minutes(1)) {
+    return absl::InvalidArgumentError("expiry_audit.interval must be 0 (off) or at least 1m");
+  }
+  if (o->expiry_within_days < 1 || o->expiry_within_days > 3650) {
+    return absl::InvalidArgumentError("expiry_audit.within_days must be within 1..3650");
+  }
+  if (!o->metrics_listen.empty()) {
+    const size_t mcolon = o->metrics_listen.rfind(':');
+    int mport = -1;
+    const std::string host = mcolon == std::string::npos ? "" : o->metrics_listen.substr(0, mcolon);
+    if (mcolon == std::string::npos ||
+        !absl::SimpleAtoi(o->metrics_listen.substr(mcolon + 1), &mport) || mport < 0 ||
+        mport > 65535 ||
+        !(absl::StartsWith(host, "127.") || host == "[::1]" || host == "localhost")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metrics_listen \"", o->metrics_listen,
+          "\" must be a loopback host:port (127.0.0.1:9464, [::1]:9464): the endpoint has no TLS"));
+    }
   }
   return absl::OkStatus();
 }

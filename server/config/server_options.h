@@ -34,6 +34,15 @@ struct ServerOptions {
   absl::Duration relay_timeout = absl::Seconds(120);
   // Job defaults for spec fields left 0.
   jobs::JobDefaults job_defaults;
+  // Expiry audit: at start and then every `expiry_audit_interval` (0: off)
+  // the server lists inventory certificates that expire within
+  // `expiry_within_days` days, logs a warning and records each in the audit
+  // log (action "ExpiringCredential").
+  absl::Duration expiry_audit_interval = absl::ZeroDuration();
+  int expiry_within_days = 30;
+  // Prometheus text endpoint (plain HTTP, GET /metrics) on a loopback
+  // host:port; empty: off; port 0 picks one.
+  std::string metrics_listen;
 };
 
 // Reads a YAML config file into `options` (fields present in the file

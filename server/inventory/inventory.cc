@@ -362,6 +362,30 @@ bool Inventory::MatchesLocked(const DeviceState& d, const v1::TargetSelector& s)
   return true;
 }
 
+std::vector<Inventory::Expiring> Inventory::ListExpiring(absl::Time before) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<Expiring> out;
+  for (const auto& [imei, d] : devices_) {
+    for (const v1::CredentialEntry& e : d.credentials) {
+      if (e.type() != v1::ROOT_CA_CERT && e.type() != v1::CLIENT_CERT) continue;
+      if (!IsSet(e.not_after()) || FromProtoTime(e.not_after()) >= before) continue;
+      out.push_back({imei, d.rec.agent, d.rec.port, e});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Expiring& a, const Expiring& b) {
+    return FromProtoTime(a.entry.not_after()) < FromProtoTime(b.entry.not_after());
+  });
+  return out;
+}
+
+size_t Inventory::AgentCount(bool connected_only) const {
+  absl::MutexLock lock(&mu_);
+  if (!connected_only) return agents_.size();
+  size_t n = 0;
+  for (const auto& [name, a] : agents_) n += a.connected ? 1 : 0;
+  return n;
+}
+
 std::vector<v1::Device> Inventory::ListDevices(const v1::TargetSelector& selector,
                                                bool connected_only) const {
   absl::MutexLock lock(&mu_);

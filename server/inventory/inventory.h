@@ -98,6 +98,20 @@ class Inventory {
   // when its agent is disconnected or its port not ready.
   absl::StatusOr<jobs::DeviceLocation> Locate(const std::string& imei) const;
 
+  // A certificate the inventory knows to expire soon.
+  struct Expiring {
+    std::string imei;
+    std::string agent;  // Where the device was last seen.
+    std::string port;
+    v1::CredentialEntry entry;
+  };
+  // Certificate entries (root CA and client certificates with a known
+  // not_after) of every device that expire before `before`, soonest first.
+  std::vector<Expiring> ListExpiring(absl::Time before) const;
+
+  // Agents known / connected now (for metrics).
+  size_t AgentCount(bool connected_only) const;
+
   // The id of the agent's current (or last) connection; 0 if never seen.
   uint64_t ConnectionId(const std::string& agent) const;
   // Blocks until `agent` is connected with a connection id >= `min_id`, or

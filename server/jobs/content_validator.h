@@ -41,6 +41,18 @@ bool IsReadableCredentialType(int type);
 // "client certificate", "root CA certificate", ... ("type N" otherwise).
 std::string CredentialTypeLabel(int type);
 
+// An AT command safe to store in a view, log, report or audit record: the
+// secret payloads of %CMNG writes (private keys, PSKs, passwords) become
+// "<redacted N bytes>" (at::RedactSecrets when the AT library is linked, a
+// coarser rule otherwise). Other commands, and commands whose secrets are
+// already redacted, are returned unchanged (idempotent).
+std::string RedactCommand(absl::string_view command);
+
+namespace internal {
+// One pass of the build's redaction rule (not idempotent).
+std::string RedactCommandOnce(absl::string_view command);
+}  // namespace internal
+
 }  // namespace atbridge::server::jobs
 
 #endif  // ATBRIDGE_SERVER_JOBS_CONTENT_VALIDATOR_H_

@@ -42,6 +42,10 @@ class AtContentValidator final : public ContentValidator {
 
 }  // namespace
 
+std::string internal::RedactCommandOnce(absl::string_view command) {
+  return at::RedactSecrets(command);
+}
+
 std::unique_ptr<ContentValidator> NewContentValidator() {
   return std::make_unique<AtContentValidator>();
 }

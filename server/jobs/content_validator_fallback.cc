@@ -81,6 +81,24 @@ class FallbackContentValidator final : public ContentValidator {
 
 }  // namespace
 
+// Without the AT library's parser: everything after the first quote of a
+// command that mentions %CMNG is redacted (certificates included).
+std::string internal::RedactCommandOnce(absl::string_view command) {
+  std::string upper(command);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const size_t cmng = upper.find("%CMNG");
+  if (cmng == std::string::npos) return std::string(command);
+  const size_t quote = command.find('"', cmng);
+  if (quote == absl::string_view::npos) {
+    const size_t comma = command.find(',', cmng);
+    if (comma == absl::string_view::npos) return std::string(command);
+    return absl::StrCat(command.substr(0, comma + 1), "<redacted ", command.size() - comma - 1,
+                        " bytes>");
+  }
+  return absl::StrCat(command.substr(0, quote), "\"<redacted ", command.size() - quote,
+                      " bytes>\"");
+}
+
 std::unique_ptr<ContentValidator> NewContentValidator() {
   return std::make_unique<FallbackContentValidator>();
 }

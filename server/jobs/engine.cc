@@ -17,17 +17,20 @@ namespace atbridge::server::jobs {
 
 namespace {
 
-// Where an attempt is in its action.
-enum class Stage {
-  kIdle,
-  kReadOld,    // rotate: read the entry to keep for rollback
-  kWrite,      // write / rotate: the credential transaction
-  kDelete,     // delete
-  kKeygen,     // keygen-and-sign: %KEYGEN -> CSR
-  kWriteCert,  // keygen-and-sign: write the signed certificate
-  kWriteCa,    // keygen-and-sign: write the CA certificate
-  kScript,     // at-script: command script_index
-  kRollback,   // rotate: restore the old entry
+// Where an attempt is in its action. The numbers are stored
+// (ExecutionRecord::stage) for the stages a resumed attempt must continue
+// from (kRollback); the others restart the action, which is safe because
+// writes are idempotent and keygen resumes from the stored certificate.
+enum class Stage : uint32_t {
+  kIdle = 0,
+  kReadOld = 1,    // rotate: read the entry to keep for rollback
+  kWrite = 2,      // write / rotate: the credential transaction
+  kDelete = 3,     // delete
+  kKeygen = 4,     // keygen-and-sign: %KEYGEN -> CSR
+  kWriteCert = 5,  // keygen-and-sign: write the signed certificate
+  kWriteCa = 6,    // keygen-and-sign: write the CA certificate
+  kScript = 7,     // at-script: command script_index
+  kRollback = 8,   // rotate: restore the old entry
 };
 
 const char* StageName(Stage s) {
@@ -106,9 +109,23 @@ absl::Status ExpectCase(const v1::AgentResponse& r, v1::AgentResponse::ResponseC
 
 }  // namespace
 
+struct JobEngine::Deferred {
+  enum class Kind {
+    kFail,      // FailAttemptLocked(status) again (requeue or rollback decision).
+    kComplete,  // CompleteLocked(state, status, reason) again.
+    kResume,    // StartAttemptLocked(resumed) again (a reloaded attempt).
+  };
+  Kind kind = Kind::kFail;
+  absl::Status status;
+  v1::ExecutionState state = v1::EXECUTION_STATE_UNSPECIFIED;
+  std::string reason;
+};
+
 struct JobEngine::Exec {
   store::ExecutionRecord rec;
-  uint64_t gen = 0;  // Bumped at every attempt start and end; stale replies are dropped.
+  // Set (from the engine-wide counter) at every attempt start and end;
+  // replies carry it and stale ones are dropped.
+  uint64_t gen = 0;
   absl::Time deadline = absl::InfiniteFuture();
   // Waiting for an offline device until then (InfinitePast: not waiting).
   absl::Time wait_until = absl::InfinitePast();
@@ -116,9 +133,10 @@ struct JobEngine::Exec {
   Stage stage = Stage::kIdle;
   DeviceLocation loc;
   absl::Status cause;  // Rotate: the failure being rolled back.
-  std::string cert_pem;
   int script_index = 0;
   int script_failures = 0;
+  // An outcome of this IN_PROGRESS execution whose commit failed.
+  std::optional<Deferred> deferred;
 };
 
 struct JobEngine::Job {
@@ -132,14 +150,15 @@ struct JobEngine::Job {
 
 JobEngine::JobEngine(EngineOptions options, store::JobStore* store, AgentClient* agents,
                      const Clock* clock, Random* random, const ContentValidator* validator,
-                     CsrSigner* signer)
+                     CsrSigner* signer, ExecutionAuditor* auditor)
     : options_(options),
       store_(store),
       agents_(agents),
       clock_(clock),
       random_(random),
       validator_(validator),
-      signer_(signer) {}
+      signer_(signer),
+      auditor_(auditor) {}
 
 JobEngine::~JobEngine() { Stop(); }
 
@@ -147,23 +166,48 @@ absl::Status JobEngine::Start() {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
+    if (started_) return absl::FailedPreconditionError("job engine already started");
+    if (stopped_) return absl::FailedPreconditionError("job engine is stopped");
     auto jobs = store_->ListUnfinishedJobs();
     if (!jobs.ok()) return jobs.status();
+    const absl::Time now = clock_->Now();
+    std::map<std::string, std::unique_ptr<Job>> loaded;
     for (store::JobRecord& rec : *jobs) {
-      auto execs = store_->ListExecutions(rec.id, /*with_history=*/false);
+      // The rate window is rebuilt from the stored attempt starts
+      // (QUEUED -> IN_PROGRESS transitions), so a restart allows no new burst.
+      const bool rated = rec.spec.rollout().per_minute() > 0;
+      auto execs = store_->ListExecutions(rec.id, /*with_history=*/rated);
       if (!execs.ok()) return execs.status();
       auto job = std::make_unique<Job>();
       job->rec = std::move(rec);
+      std::vector<absl::Time> starts;
       for (store::ExecutionRecord& r : *execs) {
+        for (const v1::ExecutionTransition& t : r.execution.history()) {
+          const absl::Time at = FromProtoTime(t.at());
+          if (t.from() == v1::QUEUED && t.to() == v1::IN_PROGRESS &&
+              at > now - options_.rate_window) {
+            starts.push_back(at);
+          }
+        }
+        r.execution.clear_history();
         const std::string imei = r.execution.imei();
         AddToCounts(&job->counts, r.execution.state(), 1);
         Exec& e = job->execs[imei];
         e.rec = std::move(r);
+        // An offline wait survives the restart with its original end.
+        e.offline_wait_used = e.rec.offline_wait_until != absl::InfinitePast();
+        if (e.rec.execution.state() == v1::QUEUED && e.rec.offline_wait_until > now) {
+          e.wait_until = e.rec.offline_wait_until;
+        }
         job->order.push_back(&e);
       }
+      std::sort(starts.begin(), starts.end());
+      job->starts.assign(starts.begin(), starts.end());
       const std::string id = job->rec.id;
-      active_[id] = std::move(job);
+      loaded[id] = std::move(job);
     }
+    active_ = std::move(loaded);
+    started_ = true;
     size_t resumed = 0;
     for (auto& [id, job] : active_) {
       for (Exec* ep : job->order) {
@@ -212,6 +256,7 @@ absl::StatusOr<JobEngine::CreateResult> JobEngine::CreateJob(const v1::JobSpec& 
   CreateResult result;
   {
     absl::MutexLock lock(&mu_);
+    if (!started_) return absl::UnavailableError("job engine is not started yet");
     if (stopped_) return absl::UnavailableError("job engine is stopped");
     if (!spec.idempotency_key().empty()) {
       auto existing = store_->FindJobByIdempotencyKey(spec.idempotency_key());
@@ -302,6 +347,7 @@ absl::StatusOr<v1::Job> JobEngine::CancelJob(const std::string& job_id, const st
   absl::StatusOr<v1::Job> out;
   {
     absl::MutexLock lock(&mu_);
+    if (!started_) return absl::UnavailableError("job engine is not started yet");
     auto it = active_.find(job_id);
     if (it != active_.end() && it->second->rec.state == v1::JOB_IN_PROGRESS) {
       const std::string why = reason.empty() ? "canceled" : absl::StrCat("canceled: ", reason);
@@ -345,6 +391,9 @@ absl::StatusOr<std::vector<v1::Job>> JobEngine::ListJobs(v1::JobState state, uin
 absl::StatusOr<v1::Job> JobEngine::Watch(const std::string& job_id, JobObserver* observer,
                                          bool* running) {
   absl::MutexLock lock(&mu_);
+  // Before Start() a running job is not in active_ yet and would look
+  // finished to the watcher.
+  if (!started_) return absl::UnavailableError("job engine is not started yet");
   auto job = LoadJob(job_id, /*include_executions=*/true);
   if (!job.ok()) return job.status();
   auto it = active_.find(job_id);
@@ -368,11 +417,24 @@ void JobEngine::Tick() {
     if (stopped_) return;
     const absl::Time now = clock_->Now();
     if (store_retry_at_ <= now) store_retry_at_ = absl::InfiniteFuture();
+    // The timer that called us has fired: whatever the next wake time is,
+    // the listener must hear it again (even if it equals the last one).
+    last_wake_ = absl::InfinitePast();
     for (auto& [id, job] : active_) {
+      // A commit that failed earlier is retried now (once per Tick; a new
+      // failure schedules the next retry).
+      for (Exec* ep : job->order) {
+        Exec& e = *ep;
+        if (e.deferred.has_value() && e.rec.execution.state() == v1::IN_PROGRESS) {
+          RetryDeferredLocked(*job, e, fx);
+        }
+      }
+      CheckAbortLocked(*job);
       for (Exec* ep : job->order) {
         Exec& e = *ep;
         if (e.rec.execution.state() != v1::IN_PROGRESS || e.deadline > now) continue;
-        ++e.gen;  // Whatever arrives for the timed-out attempt is dropped.
+        if (e.deferred.has_value()) continue;
+        e.gen = NewGenLocked();  // Whatever arrives for the timed-out attempt is dropped.
         const absl::Duration timeout = FromProtoDuration(job->rec.spec.execution_timeout());
         absl::Status status = absl::DeadlineExceededError(
             e.stage == Stage::kRollback
@@ -406,8 +468,26 @@ size_t JobEngine::ActiveJobCount() const {
   return active_.size();
 }
 
+v1::JobCounts JobEngine::ActiveExecutionCounts() const {
+  absl::MutexLock lock(&mu_);
+  v1::JobCounts total;
+  for (const auto& [id, job] : active_) {
+    const v1::JobCounts& c = job->counts;
+    total.set_total(total.total() + c.total());
+    total.set_queued(total.queued() + c.queued());
+    total.set_in_progress(total.in_progress() + c.in_progress());
+    total.set_succeeded(total.succeeded() + c.succeeded());
+    total.set_skipped(total.skipped() + c.skipped());
+    total.set_failed(total.failed() + c.failed());
+    total.set_timed_out(total.timed_out() + c.timed_out());
+    total.set_canceled(total.canceled() + c.canceled());
+    total.set_rolled_back(total.rolled_back() + c.rolled_back());
+  }
+  return total;
+}
+
 void JobEngine::OnResponse(const std::string& job_id, const std::string& imei, uint64_t gen,
-                           absl::StatusOr<v1::AgentResponse> result) {
+                           uint32_t attempt, absl::StatusOr<v1::AgentResponse> result) {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
@@ -418,7 +498,10 @@ void JobEngine::OnResponse(const std::string& job_id, const std::string& imei, u
     auto eit = job.execs.find(imei);
     if (eit == job.execs.end()) return;
     Exec& e = eit->second;
-    if (e.gen != gen || e.rec.execution.state() != v1::IN_PROGRESS) return;
+    if (e.gen != gen || e.rec.execution.attempts() != attempt ||
+        e.rec.execution.state() != v1::IN_PROGRESS || e.deferred.has_value()) {
+      return;  // A reply for an attempt (or a stage) that is over.
+    }
     AdvanceLocked(job, e, std::move(result), fx);
     AfterChangeLocked(fx);
   }
@@ -436,17 +519,21 @@ bool JobEngine::WaitForDeviceLocked(Job& job, Exec& e, const absl::Status& why, 
   }
   next.execution.set_last_status_code(static_cast<int>(why.code()));
   next.execution.set_last_status_message(std::string(why.message()));
-  if (!CommitExecLocked(
-          job, e, std::move(next),
-          absl::StrCat(why.message(), "; waiting up to ",
-                       absl::FormatDuration(options_.offline_wait), " for it to come online"))) {
-    return false;
+  // Stored, so a restart neither forgets the wait nor grants a fresh one.
+  next.offline_wait_until = now + options_.offline_wait;
+  std::string reason =
+      absl::StrCat(why.message(), "; waiting up to ", absl::FormatDuration(options_.offline_wait),
+                   " for it to come online");
+  if (resumed) {
+    reason = absl::StrCat("attempt ", e.rec.execution.attempts(),
+                          " interrupted by a server restart: ", reason);
   }
-  ++e.gen;
+  if (!CommitExecLocked(job, e, std::move(next), reason)) return false;
+  e.gen = NewGenLocked();
   e.deadline = absl::InfiniteFuture();
   e.stage = Stage::kIdle;
   e.offline_wait_used = true;
-  e.wait_until = now + options_.offline_wait;
+  e.wait_until = e.rec.offline_wait_until;
   return true;
 }
 
@@ -478,15 +565,20 @@ bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx)
       options_.offline_wait > absl::ZeroDuration()) {
     // Not an attempt yet: wait for the device (e.g. agents reconnecting
     // after a server restart) without using up the retry budget.
-    return WaitForDeviceLocked(job, e, loc.status(), resumed);
+    if (WaitForDeviceLocked(job, e, loc.status(), resumed)) return true;
+    if (resumed) DeferLocked(e, Deferred{.kind = Deferred::Kind::kResume});
+    return false;
   }
+  // A rollback that was decided (and committed) before an interruption is
+  // what this attempt continues with, never the write it is undoing.
+  const bool rolling_back = static_cast<Stage>(e.rec.stage) == Stage::kRollback;
   store::ExecutionRecord next = e.rec;
   v1::Execution& x = next.execution;
   if (!resumed) x.set_attempts(x.attempts() + 1);
   x.set_state(v1::IN_PROGRESS);
   if (!IsSet(x.started_at())) *x.mutable_started_at() = ToProtoTime(now);
   x.clear_next_attempt_at();
-  x.clear_steps();
+  if (!rolling_back) x.clear_steps();
   if (loc.ok()) {
     x.set_agent(loc->agent);
     x.set_port(loc->port);
@@ -495,12 +587,17 @@ bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx)
                            ? absl::StrCat("attempt ", x.attempts(), " resumed after server restart")
                            : absl::StrCat("attempt ", x.attempts(), " started");
   if (loc.ok()) absl::StrAppend(&reason, " on ", loc->agent, "/", loc->port);
-  if (!CommitExecLocked(job, e, std::move(next), reason)) return false;
-  ++e.gen;
+  if (rolling_back) absl::StrAppend(&reason, " (restoring the old entry)");
+  if (!CommitExecLocked(job, e, std::move(next), reason)) {
+    if (resumed) DeferLocked(e, Deferred{.kind = Deferred::Kind::kResume});
+    return false;
+  }
+  e.gen = NewGenLocked();
   e.deadline = now + FromProtoDuration(job.rec.spec.execution_timeout());
-  e.stage = Stage::kIdle;
-  e.cause = absl::OkStatus();
-  e.cert_pem.clear();
+  e.stage = rolling_back ? Stage::kRollback : Stage::kIdle;
+  e.cause = rolling_back
+                ? absl::Status(static_cast<absl::StatusCode>(e.rec.cause_code), e.rec.cause_message)
+                : absl::OkStatus();
   e.script_index = 0;
   e.script_failures = 0;
   if (!resumed) job.starts.push_back(now);
@@ -511,6 +608,10 @@ bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx)
     return true;
   }
   e.loc = *loc;
+  if (rolling_back) {
+    SendRollbackLocked(job, e, fx);
+    return true;
+  }
   BeginActionLocked(job, e, fx);
   return true;
 }
@@ -554,6 +655,15 @@ void JobEngine::BeginActionLocked(Job& job, Exec& e, Effects& fx) {
       break;
     }
     case v1::JobSpec::kKeygenAndSign: {
+      if (!e.rec.signed_cert.empty()) {
+        // An earlier attempt generated the key and had its CSR signed: a new
+        // %KEYGEN would leave that certificate without its key. Write it.
+        e.rec.execution.add_steps()->CopyFrom(
+            MakeStep("keygen", v1::STEP_SKIPPED,
+                     "the key was generated and its certificate signed by an earlier attempt"));
+        SendCertificateLocked(job, e, fx);
+        return;
+      }
       e.stage = Stage::kKeygen;
       auto* g = req.mutable_generate_key();
       g->set_sec_tag(spec.keygen_and_sign().sec_tag());
@@ -577,10 +687,11 @@ void JobEngine::SendLocked(Job& job, Exec& e, v1::AgentRequest request, Effects&
   SetRequestPort(request, e.loc.port);
   const absl::Duration timeout = std::max(e.deadline - clock_->Now(), absl::Milliseconds(1));
   fx.push_back([this, agent = e.loc.agent, actor = job.rec.creator, req = std::move(request),
-                timeout, job_id = job.rec.id, imei = e.rec.execution.imei(), gen = e.gen]() {
+                timeout, job_id = job.rec.id, imei = e.rec.execution.imei(), gen = e.gen,
+                attempt = e.rec.execution.attempts()]() {
     agents_->Send(agent, actor, req, timeout,
-                  [this, job_id, imei, gen](absl::StatusOr<v1::AgentResponse> r) {
-                    OnResponse(job_id, imei, gen, std::move(r));
+                  [this, job_id, imei, gen, attempt](absl::StatusOr<v1::AgentResponse> r) {
+                    OnResponse(job_id, imei, gen, attempt, std::move(r));
                   });
   });
 }
@@ -593,11 +704,17 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
   // Rotate: a missing old entry is not a failure, the slot was empty.
   if (stage == Stage::kReadOld && !result.ok() &&
       result.status().code() == absl::StatusCode::kNotFound) {
-    e.rec.has_rollback = true;
-    e.rec.rollback_content.clear();
-    e.rec.rollback_sha256.clear();
-    x.add_steps()->CopyFrom(MakeStep("read_old", v1::STEP_SKIPPED, "no entry to keep"));
-    if (!PersistExecLocked(job, e)) return;  // Deadline handles it.
+    store::ExecutionRecord next = e.rec;
+    next.has_rollback = true;
+    next.rollback_content.clear();
+    next.rollback_sha256.clear();
+    next.execution.add_steps()->CopyFrom(
+        MakeStep("read_old", v1::STEP_SKIPPED, "no entry to keep"));
+    if (absl::Status s = PersistExecLocked(job, next); !s.ok()) {
+      FailAttemptLocked(job, e, s, fx);
+      return;
+    }
+    e.rec = std::move(next);
     BeginActionLocked(job, e, fx);
     return;
   }
@@ -623,14 +740,19 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
   switch (stage) {
     case Stage::kReadOld: {
       if (!expect(v1::AgentResponse::kReadCredential)) return;
-      e.rec.has_rollback = true;
-      e.rec.rollback_content = resp.read_credential().content();
-      e.rec.rollback_sha256 = resp.read_credential().entry().sha256();
-      x.add_steps()->CopyFrom(MakeStep(
+      store::ExecutionRecord next = e.rec;
+      next.has_rollback = true;
+      next.rollback_content = resp.read_credential().content();
+      next.rollback_sha256 = resp.read_credential().entry().sha256();
+      next.execution.add_steps()->CopyFrom(MakeStep(
           "read_old", v1::STEP_OK,
-          absl::StrCat("kept the old entry (sha256 ", e.rec.rollback_sha256, ") for rollback")));
+          absl::StrCat("kept the old entry (sha256 ", next.rollback_sha256, ") for rollback")));
       // The old content must be durable before it is overwritten.
-      if (!PersistExecLocked(job, e)) return;
+      if (absl::Status s = PersistExecLocked(job, next); !s.ok()) {
+        FailAttemptLocked(job, e, s, fx);
+        return;
+      }
+      e.rec = std::move(next);
       e.stage = Stage::kWrite;
       v1::AgentRequest req;
       auto* w = req.mutable_write_credential();
@@ -672,23 +794,33 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
       const v1::GenerateKeyResponse& g = resp.generate_key();
       for (const auto& s : g.steps()) *x.add_steps() = s;
       const std::string csr = g.csr_der().empty() ? g.csr_pem() : g.csr_der();
-      auto cert = signer_ != nullptr ? signer_->Sign(csr, spec.keygen_and_sign().validity_days())
-                                     : absl::StatusOr<std::string>(absl::FailedPreconditionError(
-                                           "the server has no CA to sign with"));
+      // The subject is the server's choice (the CN it asked for, else the
+      // IMEI), whatever the CSR says.
+      const std::string cn = DeviceCommonName(
+          absl::StrReplaceAll(spec.keygen_and_sign().attributes(), {{"{imei}", x.imei()}}),
+          x.imei());
+      auto cert = signer_ != nullptr
+                      ? signer_->Sign(csr, cn, spec.keygen_and_sign().validity_days())
+                      : absl::StatusOr<std::string>(
+                            absl::FailedPreconditionError("the server has no CA to sign with"));
       if (!cert.ok()) {
         x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_FAILED, StatusText(cert.status())));
         FailAttemptLocked(job, e, cert.status(), fx);
         return;
       }
-      x.add_steps()->CopyFrom(MakeStep("sign", v1::STEP_OK, "CSR signed by the server CA"));
-      e.cert_pem = *std::move(cert);
-      e.stage = Stage::kWriteCert;
-      v1::AgentRequest req;
-      auto* w = req.mutable_write_credential();
-      w->set_sec_tag(spec.keygen_and_sign().sec_tag());
-      w->set_type(v1::CLIENT_CERT);
-      w->set_content(e.cert_pem);
-      SendLocked(job, e, std::move(req), fx);
+      // The certificate (public) is stored before it is written: an attempt
+      // resumed or retried from here writes it instead of generating a key
+      // that no certificate matches.
+      store::ExecutionRecord next = e.rec;
+      next.signed_cert = *std::move(cert);
+      next.execution.add_steps()->CopyFrom(
+          MakeStep("sign", v1::STEP_OK, absl::StrCat("CSR signed by the server CA as CN=", cn)));
+      if (absl::Status s = PersistExecLocked(job, next); !s.ok()) {
+        FailAttemptLocked(job, e, s, fx);
+        return;
+      }
+      e.rec = std::move(next);
+      SendCertificateLocked(job, e, fx);
       return;
     }
     case Stage::kWriteCert:
@@ -722,7 +854,9 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
     case Stage::kScript: {
       if (!expect(v1::AgentResponse::kExecute)) return;
       const v1::AtResult& at = resp.execute();
-      const std::string& command = spec.at_script().commands(e.script_index);
+      // Shown in steps, reports, events and the failure message: secrets
+      // in the command (a %CMNG PSK write, say) are redacted.
+      const std::string command = RedactCommand(spec.at_script().commands(e.script_index));
       const std::string name = absl::StrCat("command ", e.script_index + 1);
       const bool ok = at.final() == v1::FINAL_RESULT_OK;
       std::string detail = absl::StrCat(
@@ -794,14 +928,24 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
 void JobEngine::FailAttemptLocked(Job& job, Exec& e, const absl::Status& status, Effects& fx) {
   const v1::JobSpec& spec = job.rec.spec;
   const uint32_t attempts = e.rec.execution.attempts();
+  if (e.stage == Stage::kRollback) {
+    // The restore itself failed (timed out, device gone): the entry is in an
+    // unknown state, so the execution fails with both causes.
+    CompleteLocked(
+        job, e, status.code() == absl::StatusCode::kDeadlineExceeded ? v1::TIMED_OUT : v1::FAILED,
+        e.cause,
+        absl::StrCat("rotation failed (", StatusText(e.cause), ") and the rollback failed (",
+                     StatusText(status), ")"));
+    return;
+  }
   const bool retryable = IsRetryable(status.code());
   const bool will_retry =
       retryable && job.rec.state == v1::JOB_IN_PROGRESS && attempts < spec.retry().max_attempts();
   // A rotation that will not be retried restores the old entry, unless it
   // failed before anything could have been written in this attempt (reading
   // the old entry) or the device cannot be reached at all (locating it).
-  if (spec.has_rotate() && e.rec.has_rollback && !will_retry && e.stage != Stage::kRollback &&
-      e.stage != Stage::kReadOld && e.stage != Stage::kIdle) {
+  if (spec.has_rotate() && e.rec.has_rollback && !will_retry && e.stage != Stage::kReadOld &&
+      e.stage != Stage::kIdle) {
     StartRollbackLocked(job, e, status, fx);
     return;
   }
@@ -823,13 +967,32 @@ void JobEngine::FailAttemptLocked(Job& job, Exec& e, const absl::Status& status,
 }
 
 void JobEngine::StartRollbackLocked(Job& job, Exec& e, const absl::Status& cause, Effects& fx) {
-  const auto& a = job.rec.spec.rotate();
+  // The decision is committed before the restore is sent: an attempt
+  // resumed after a restart continues the rollback instead of writing the
+  // new content again.
+  store::ExecutionRecord next = e.rec;
+  next.stage = static_cast<uint32_t>(Stage::kRollback);
+  next.cause_code = static_cast<int>(cause.code());
+  next.cause_message = std::string(cause.message());
+  next.execution.add_steps()->CopyFrom(
+      MakeStep("rollback", v1::STEP_OK,
+               absl::StrCat("rotation failed (", StatusText(cause), "); restoring the old entry")));
+  if (!CommitExecLocked(job, e, std::move(next),
+                        absl::StrCat("attempt ", e.rec.execution.attempts(), " failed (",
+                                     StatusText(cause), "); restoring the old entry"))) {
+    DeferLocked(e, Deferred{.kind = Deferred::Kind::kFail, .status = cause});
+    return;
+  }
   e.cause = cause;
   e.stage = Stage::kRollback;
-  const absl::Time now = clock_->Now();
   // The rollback gets a fresh deadline of its own.
-  ++e.gen;
-  e.deadline = now + FromProtoDuration(job.rec.spec.execution_timeout());
+  e.gen = NewGenLocked();
+  e.deadline = clock_->Now() + FromProtoDuration(job.rec.spec.execution_timeout());
+  SendRollbackLocked(job, e, fx);
+}
+
+void JobEngine::SendRollbackLocked(Job& job, Exec& e, Effects& fx) {
+  const auto& a = job.rec.spec.rotate();
   v1::AgentRequest req;
   if (e.rec.rollback_content.empty()) {
     auto* d = req.mutable_delete_credential();
@@ -842,9 +1005,16 @@ void JobEngine::StartRollbackLocked(Job& job, Exec& e, const absl::Status& cause
     w->set_type(a.type());
     w->set_content(e.rec.rollback_content);
   }
-  e.rec.execution.add_steps()->CopyFrom(
-      MakeStep("rollback", v1::STEP_OK,
-               absl::StrCat("rotation failed (", StatusText(cause), "); restoring the old entry")));
+  SendLocked(job, e, std::move(req), fx);
+}
+
+void JobEngine::SendCertificateLocked(Job& job, Exec& e, Effects& fx) {
+  e.stage = Stage::kWriteCert;
+  v1::AgentRequest req;
+  auto* w = req.mutable_write_credential();
+  w->set_sec_tag(job.rec.spec.keygen_and_sign().sec_tag());
+  w->set_type(v1::CLIENT_CERT);
+  w->set_content(e.rec.signed_cert);
   SendLocked(job, e, std::move(req), fx);
 }
 
@@ -861,11 +1031,13 @@ void JobEngine::RequeueLocked(Job& job, Exec& e, const absl::Status& status, Eff
   x.set_last_status_code(static_cast<int>(status.code()));
   x.set_last_status_message(std::string(status.message()));
   *x.mutable_next_attempt_at() = ToProtoTime(now + delay);
+  next.stage = static_cast<uint32_t>(Stage::kIdle);
   if (!CommitExecLocked(job, e, std::move(next),
                         absl::StrCat(StatusText(status), "; retry in ", FormatDelay(delay)))) {
+    DeferLocked(e, Deferred{.kind = Deferred::Kind::kFail, .status = status});
     return;
   }
-  ++e.gen;
+  e.gen = NewGenLocked();
   e.deadline = absl::InfiniteFuture();
   e.stage = Stage::kIdle;
 }
@@ -879,15 +1051,60 @@ void JobEngine::CompleteLocked(Job& job, Exec& e, v1::ExecutionState state,
   x.set_last_status_message(status.ok() ? reason : std::string(status.message()));
   *x.mutable_finished_at() = ToProtoTime(clock_->Now());
   x.clear_next_attempt_at();
-  // The rollback copy is no longer needed once the execution is final.
+  // Progress kept for a resume is no longer needed once the execution is
+  // final.
   next.has_rollback = false;
   next.rollback_content.clear();
-  if (!CommitExecLocked(job, e, std::move(next), reason)) return;
-  ++e.gen;
+  next.stage = static_cast<uint32_t>(Stage::kIdle);
+  next.cause_code = 0;
+  next.cause_message.clear();
+  next.signed_cert.clear();
+  if (!CommitExecLocked(job, e, std::move(next), reason)) {
+    DeferLocked(
+        e,
+        Deferred{
+            .kind = Deferred::Kind::kComplete, .status = status, .state = state, .reason = reason});
+    return;
+  }
+  e.gen = NewGenLocked();
   e.deadline = absl::InfiniteFuture();
   e.stage = Stage::kIdle;
-  e.cert_pem.clear();
+  AuditLocked(job, e, reason);
   CheckAbortLocked(job);
+}
+
+void JobEngine::DeferLocked(Exec& e, Deferred d) {
+  // The attempt is over as far as replies go; the outcome waits for the
+  // store (Tick retries it at store_retry_at_, set by the failed commit).
+  e.gen = NewGenLocked();
+  e.deadline = absl::InfiniteFuture();
+  e.deferred = std::move(d);
+}
+
+void JobEngine::RetryDeferredLocked(Job& job, Exec& e, Effects& fx) {
+  Deferred d = *std::move(e.deferred);
+  e.deferred.reset();
+  switch (d.kind) {
+    case Deferred::Kind::kFail:
+      FailAttemptLocked(job, e, d.status, fx);
+      return;
+    case Deferred::Kind::kComplete:
+      CompleteLocked(job, e, d.state, d.status, d.reason);
+      return;
+    case Deferred::Kind::kResume:
+      StartAttemptLocked(job, e, /*resumed=*/true, fx);
+      return;
+  }
+}
+
+void JobEngine::NoteStoreFailureLocked() {
+  store_retry_at_ = std::min(store_retry_at_, clock_->Now() + options_.store_retry_delay);
+}
+
+void JobEngine::AuditLocked(const Job& job, const Exec& e, const std::string& reason) {
+  if (auditor_ == nullptr || e.rec.execution.attempts() == 0) return;
+  auditor_->ExecutionFinished(job.rec.creator, job.rec.id, ActionName(job.rec.spec),
+                              e.rec.execution, reason);
 }
 
 bool JobEngine::CommitExecLocked(Job& job, Exec& e, store::ExecutionRecord next,
@@ -906,7 +1123,7 @@ bool JobEngine::CommitExecLocked(Job& job, Exec& e, store::ExecutionRecord next,
     ATB_LOG(ERROR) << "job " << job.rec.id << " device " << next.execution.imei()
                    << ": cannot commit " << ExecutionStateName(t.from()) << " -> "
                    << ExecutionStateName(t.to()) << ": " << s;
-    store_retry_at_ = std::min(store_retry_at_, clock_->Now() + options_.store_retry_delay);
+    NoteStoreFailureLocked();
     return false;
   }
   AddToCounts(&job.counts, e.rec.execution.state(), -1);
@@ -916,16 +1133,19 @@ bool JobEngine::CommitExecLocked(Job& job, Exec& e, store::ExecutionRecord next,
   return true;
 }
 
-bool JobEngine::PersistExecLocked(Job& job, Exec& e) {
+absl::Status JobEngine::PersistExecLocked(Job& job, const store::ExecutionRecord& next) {
   store::JobUpdate update;
-  update.executions.push_back(e.rec);
+  update.executions.push_back(next);
   absl::Status s = store_->Commit(job.rec.id, update);
   if (!s.ok()) {
-    ATB_LOG(ERROR) << "job " << job.rec.id << " device " << e.rec.execution.imei()
+    ATB_LOG(ERROR) << "job " << job.rec.id << " device " << next.execution.imei()
                    << ": cannot save execution: " << s;
-    return false;
+    NoteStoreFailureLocked();
+    // Retryable: nothing was sent after the unsaved step.
+    return absl::UnavailableError(
+        absl::StrCat("the server could not save the execution's progress: ", s.message()));
   }
-  return true;
+  return absl::OkStatus();
 }
 
 void JobEngine::CheckAbortLocked(Job& job) {
@@ -964,6 +1184,8 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
     next.execution.set_last_status_message(reason);
     next.has_rollback = false;
     next.rollback_content.clear();
+    next.stage = static_cast<uint32_t>(Stage::kIdle);
+    next.signed_cert.clear();
     v1::ExecutionTransition t;
     t.set_from(v1::QUEUED);
     t.set_to(v1::CANCELED);
@@ -979,7 +1201,7 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
   if (!s.ok()) {
     ATB_LOG(ERROR) << "job " << job.rec.id << ": cannot commit " << JobStateName(state) << ": "
                    << s;
-    store_retry_at_ = std::min(store_retry_at_, now + options_.store_retry_delay);
+    NoteStoreFailureLocked();
     return false;
   }
   job.rec = std::move(rec);
@@ -988,8 +1210,10 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
     AddToCounts(&job.counts, v1::QUEUED, -1);
     AddToCounts(&job.counts, v1::CANCELED, 1);
     e.rec = update.executions[i];
-    ++e.gen;
+    e.gen = NewGenLocked();
+    e.wait_until = absl::InfinitePast();
     EmitLocked(job, &e, &changed[i].second);
+    AuditLocked(job, e, changed[i].second.reason());
   }
   EmitLocked(job, nullptr, nullptr);
   return true;
@@ -1029,10 +1253,11 @@ bool JobEngine::MaybeFinishLocked(Job& job) {
   rec.spec = RedactSpec(rec.spec);
   store::JobUpdate update;
   update.job = rec;
+  update.scrubs_secrets = SpecHasSecret(job.rec.spec);
   absl::Status s = store_->Commit(rec.id, update);
   if (!s.ok()) {
     ATB_LOG(ERROR) << "job " << rec.id << ": cannot commit its end: " << s;
-    store_retry_at_ = std::min(store_retry_at_, clock_->Now() + options_.store_retry_delay);
+    NoteStoreFailureLocked();
     return false;
   }
   job.rec = std::move(rec);
@@ -1066,7 +1291,9 @@ absl::Time JobEngine::ComputeWakeLocked(absl::Time now) const {
     for (const auto& [imei, e] : job->execs) {
       const v1::ExecutionState s = e.rec.execution.state();
       if (s == v1::IN_PROGRESS) {
-        wake = std::min(wake, e.deadline);
+        // A deferred outcome waits for the store retry (already in `wake`),
+        // never for its past deadline.
+        if (!e.deferred.has_value()) wake = std::min(wake, e.deadline);
       } else if (s == v1::QUEUED && job->rec.state == v1::JOB_IN_PROGRESS) {
         const absl::Time at =
             std::max(FromProtoTime(e.rec.execution.next_attempt_at()), e.wait_until);

@@ -8,9 +8,15 @@
 // TIMED_OUT | CANCELED | ROLLED_BACK, and IN_PROGRESS -> QUEUED for a retry.
 //
 // Durability: every transition is committed to the JobStore before it is
-// acted on (before a request is sent, before an event is published). Start()
+// acted on (before a request is sent, before an event is published), and so
+// is progress a resumed attempt needs (the old entry kept for a rollback, the
+// decision to roll back, a signed certificate, an offline wait). Start()
 // reloads unfinished jobs; IN_PROGRESS executions re-run their attempt
-// (writes are idempotent on the agent: same hash -> skipped).
+// (writes are idempotent on the agent: same hash -> skipped), or resume their
+// rollback. A commit that fails is retried after
+// EngineOptions::store_retry_delay; until then the execution waits (its
+// outcome is kept in memory, nothing is sent for it, stale replies are
+// dropped).
 //
 // No polling and no threads: the engine computes the next time it must wake
 // (backoff expiry, rate slot, attempt deadline) and reports it to the wake
@@ -62,6 +68,21 @@ struct EngineOptions {
   absl::Duration offline_wait = absl::Minutes(2);
 };
 
+// Receives one record per execution outcome, for the audit log: a terminal
+// state of an execution that made at least one attempt on its device.
+// Called with the engine lock held, after the outcome is committed: must not
+// block or call back into the engine.
+class ExecutionAuditor {
+ public:
+  virtual ~ExecutionAuditor() = default;
+  // `creator` made job `job_id`; `action` is ActionName() of its spec;
+  // `execution` is the final snapshot (no history), `reason` the final
+  // transition's reason. Neither carries secrets.
+  virtual void ExecutionFinished(const v1::Actor& creator, const std::string& job_id,
+                                 const std::string& action, const v1::Execution& execution,
+                                 const std::string& reason) = 0;
+};
+
 // Receives job events (WatchJob). See the threading note above.
 class JobObserver {
  public:
@@ -76,14 +97,18 @@ class JobObserver {
 class JobEngine {
  public:
   // Dependencies are not owned and must outlive the engine; `signer` may be
-  // null (keygen-and-sign jobs are then refused).
+  // null (keygen-and-sign jobs are then refused), as may `auditor`.
   JobEngine(EngineOptions options, store::JobStore* store, AgentClient* agents, const Clock* clock,
-            Random* random, const ContentValidator* validator, CsrSigner* signer);
+            Random* random, const ContentValidator* validator, CsrSigner* signer,
+            ExecutionAuditor* auditor = nullptr);
   ~JobEngine();
   JobEngine(const JobEngine&) = delete;
   JobEngine& operator=(const JobEngine&) = delete;
 
-  // Loads unfinished jobs from the store and resumes them. Call once.
+  // Loads unfinished jobs from the store and resumes them. Call once, before
+  // anything can call CreateJob/CancelJob/Watch (those return UNAVAILABLE
+  // until then): the server starts the engine before it serves.
+  // FAILED_PRECONDITION when called again.
   absl::Status Start();
   // Stops starting attempts and ignores responses from now on; what is
   // IN_PROGRESS stays so in the store and resumes at the next Start().
@@ -134,14 +159,19 @@ class JobEngine {
 
   // Number of jobs being run (for metrics and tests).
   size_t ActiveJobCount() const;
+  // Executions of the jobs being run, by state (for metrics).
+  v1::JobCounts ActiveExecutionCounts() const;
 
  private:
   struct Exec;
   struct Job;
   using Effects = std::vector<std::function<void()>>;
 
+  // An outcome that could not be committed, retried by Tick().
+  struct Deferred;
+
   void OnResponse(const std::string& job_id, const std::string& imei, uint64_t gen,
-                  absl::StatusOr<v1::AgentResponse> result);
+                  uint32_t attempt, absl::StatusOr<v1::AgentResponse> result);
 
   // All *Locked methods need mu_ held.
   bool WaitForDeviceLocked(Job& job, Exec& e, const absl::Status& why, bool resumed)
@@ -155,15 +185,26 @@ class JobEngine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartRollbackLocked(Job& job, Exec& e, const absl::Status& cause, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendRollbackLocked(Job& job, Exec& e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendCertificateLocked(Job& job, Exec& e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequeueLocked(Job& job, Exec& e, const absl::Status& status, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteLocked(Job& job, Exec& e, v1::ExecutionState state, const absl::Status& status,
                       const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps an outcome whose commit failed for Tick() to retry; the attempt
+  // gets no more replies meanwhile.
+  void DeferLocked(Exec& e, Deferred d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetryDeferredLocked(Job& job, Exec& e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteStoreFailureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t NewGenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ++next_gen_; }
   void SendLocked(Job& job, Exec& e, v1::AgentRequest request, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitExecLocked(Job& job, Exec& e, store::ExecutionRecord next, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool PersistExecLocked(Job& job, Exec& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PersistExecLocked(Job& job, const store::ExecutionRecord& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AuditLocked(const Job& job, const Exec& e, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckAbortLocked(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool StopJobLocked(Job& job, v1::JobState state, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -186,9 +227,15 @@ class JobEngine {
   Random* const random_;
   const ContentValidator* const validator_;
   CsrSigner* const signer_;
+  ExecutionAuditor* const auditor_;
 
   mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Attempt generations come from one counter for the engine's lifetime, so
+  // a reply captured for any earlier attempt (or an earlier load of the same
+  // execution) never matches a later one.
+  uint64_t next_gen_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::unique_ptr<Job>> active_ ABSL_GUARDED_BY(mu_);
   absl::Time store_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time last_wake_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/pki/pki.h"
+#include "server/jobs/csr_signer.h"
 #include "server/util/proto_time.h"
 
 namespace atbridge::server::jobs {
@@ -86,11 +87,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, const ContentValidator& va
       if (a.sec_tag() > kMaxSecTag) {
         return Invalid("keygen_and_sign.sec_tag", absl::StrCat(a.sec_tag(), " is out of range"));
       }
-      for (char c : a.attributes()) {
-        if (c < 0x20 || c > 0x7e || c == '"') {
-          return Invalid("keygen_and_sign.attributes", "must be printable ASCII without '\"'");
-        }
-      }
+      absl::Status attrs =
+          CheckKeygenAttributes(a.attributes(), "job spec keygen_and_sign.attributes");
+      if (!attrs.ok()) return attrs;
       if (a.validity_days() > 3650 * 3) {
         return Invalid("keygen_and_sign.validity_days", "must be at most 10950");
       }
@@ -164,10 +163,17 @@ v1::JobSpec WithDefaults(const v1::JobSpec& spec, const JobDefaults& d) {
 
 bool SpecHasSecret(const v1::JobSpec& spec) {
   if (spec.has_write()) {
-    return IsSecretCredentialType(spec.write().type()) && !spec.write().content().empty();
+    return IsSecretCredentialType(spec.write().type()) && !spec.write().content().empty() &&
+           !absl::StartsWith(spec.write().content(), "<redacted");
   }
   if (spec.has_rotate()) {
-    return IsSecretCredentialType(spec.rotate().type()) && !spec.rotate().content().empty();
+    return IsSecretCredentialType(spec.rotate().type()) && !spec.rotate().content().empty() &&
+           !absl::StartsWith(spec.rotate().content(), "<redacted");
+  }
+  if (spec.has_at_script()) {
+    for (const std::string& command : spec.at_script().commands()) {
+      if (RedactCommand(command) != command) return true;
+    }
   }
   return false;
 }
@@ -183,6 +189,12 @@ v1::JobSpec RedactSpec(const v1::JobSpec& spec) {
   }
   if (out.has_rotate() && IsSecretCredentialType(out.rotate().type())) {
     redact(out.mutable_rotate()->mutable_content());
+  }
+  if (out.has_at_script()) {
+    // An AT script may write a PSK or a key with %CMNG itself.
+    for (std::string& command : *out.mutable_at_script()->mutable_commands()) {
+      command = RedactCommand(command);
+    }
   }
   return out;
 }
@@ -240,7 +252,7 @@ std::string DescribeAction(const v1::JobSpec& spec, const ContentValidator& vali
     }
     case v1::JobSpec::kAtScript:
       return absl::StrCat("run ", spec.at_script().commands_size(), " AT command(s) starting with ",
-                          spec.at_script().commands(0));
+                          RedactCommand(spec.at_script().commands(0)));
     case v1::JobSpec::ACTION_NOT_SET:
       break;
   }

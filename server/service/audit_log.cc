@@ -28,10 +28,47 @@ void AuditLog::Record(const tls::Identity& who, const std::string& action,
   e.imei = imei;
   ATB_LOG(DEBUG) << "audit: " << who.principal << " " << action << " " << target << " -> "
                  << e.record.result();
-  pool_->Post([store = store_, e = std::move(e)] {
-    auto id = store->AppendAudit(e);
-    if (!id.ok()) ATB_LOG(ERROR) << "audit: cannot append a record: " << id.status();
-  });
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(e));
+  if (draining_) return;  // The running drain picks it up.
+  draining_ = true;
+  pool_->Post([this] { Drain(); });
+}
+
+void AuditLog::Drain() {
+  for (;;) {
+    std::vector<store::AuditEntry> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (queue_.empty()) {
+        draining_ = false;
+        return;
+      }
+      batch.swap(queue_);
+    }
+    absl::Status s = store_->AppendAudits(batch);
+    if (!s.ok()) {
+      ATB_LOG(ERROR) << "audit: cannot append " << batch.size() << " record(s): " << s;
+    }
+  }
+}
+
+void JobAuditor::ExecutionFinished(const v1::Actor& creator, const std::string& job_id,
+                                   const std::string& action, const v1::Execution& execution,
+                                   const std::string& reason) {
+  tls::Identity who;
+  who.principal = creator.principal();
+  who.role = creator.role();
+  const std::string safe_reason = jobs::RedactCommand(reason);
+  const absl::Status result(static_cast<absl::StatusCode>(execution.last_status_code()),
+                            safe_reason);
+  std::string detail =
+      absl::StrCat("job ", job_id, " ", action, ": ", v1::ExecutionState_Name(execution.state()),
+                   ", attempt ", execution.attempts());
+  if (result.ok()) absl::StrAppend(&detail, ": ", safe_reason);
+  log_->Record(who, "JobExecution",
+               absl::StrCat(execution.imei(), " (", execution.agent(), "/", execution.port(), ")"),
+               execution.imei(), result, detail);
 }
 
 std::string RedactCommandForAudit(const std::string& command) {

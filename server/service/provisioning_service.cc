@@ -409,6 +409,7 @@ grpc::ServerUnaryReactor* ProvisioningService::GenerateKey(grpc::CallbackServerC
   const auto& r = req->request();
   const std::string detail = absl::StrCat("sec_tag ", r.sec_tag(), req->sign() ? ", sign" : "");
   absl::Status valid = CheckTagType(r.sec_tag(), 0);
+  if (valid.ok()) valid = jobs::CheckKeygenAttributes(r.attributes(), "GenerateKey attributes");
   if (valid.ok() && req->sign() && deps_.signer == nullptr) {
     valid = absl::FailedPreconditionError(
         "the server has no CA to sign with (configure ca_cert_file and ca_key_file)");
@@ -446,8 +447,12 @@ grpc::ServerUnaryReactor* ProvisioningService::GenerateKey(grpc::CallbackServerC
           *resp->mutable_csr() = gen->generate_key();
           if (!req->sign()) return finish(DeviceTarget(dev), dev.imei(), absl::OkStatus());
           const auto& g = gen->generate_key();
-          auto cert = deps_.signer->Sign(g.csr_der().empty() ? g.csr_pem() : g.csr_der(),
-                                         req->validity_days());
+          // The certificate's subject is what the server asked for (the CN of
+          // the attributes, else the IMEI), never what the CSR says.
+          auto cert =
+              deps_.signer->Sign(g.csr_der().empty() ? g.csr_pem() : g.csr_der(),
+                                 jobs::DeviceCommonName(req->request().attributes(), dev.imei()),
+                                 req->validity_days());
           if (!cert.ok()) return finish(DeviceTarget(dev), dev.imei(), cert.status());
           resp->set_certificate_pem(*cert);
           v1::AgentRequest write;

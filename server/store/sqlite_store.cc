@@ -6,6 +6,7 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
@@ -35,11 +36,49 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url) {
     return OpenSqliteStore(path);
   }
   if (absl::StartsWith(url, "postgresql:") || absl::StartsWith(url, "postgres:")) {
-    return absl::UnimplementedError(
-        absl::StrCat("store URL ", url, ": PostgreSQL is not implemented in this build"));
+    return absl::UnimplementedError(absl::StrCat("store URL ", RedactStoreUrl(url),
+                                                 ": PostgreSQL is not implemented in this build"));
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("store URL \"", url, "\": expected sqlite:<path>"));
+      absl::StrCat("store URL \"", RedactStoreUrl(url), "\": expected sqlite:<path>"));
+}
+
+std::string RedactStoreUrl(const std::string& url_in) {
+  std::string url = url_in;
+  // scheme://user:password@host/... : the user info goes.
+  const size_t scheme_end = url.find("://");
+  if (scheme_end != std::string::npos) {
+    const size_t authority = scheme_end + 3;
+    size_t authority_end = url.find_first_of("/?#", authority);
+    if (authority_end == std::string::npos) authority_end = url.size();
+    const size_t at = url.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
+    if (at != std::string::npos && at >= authority) url.replace(authority, at - authority, "***");
+  }
+  // Query parameters (password=, sslpassword=, ...) go entirely.
+  const size_t query = url.find('?');
+  if (query != std::string::npos) url = absl::StrCat(url.substr(0, query), "?***");
+  // Key-value DSNs: "... password=secret ...".
+  std::string lower = absl::AsciiStrToLower(url);
+  for (size_t pos = lower.find("password"); pos != std::string::npos;
+       pos = lower.find("password", pos + 1)) {
+    size_t eq = lower.find_first_not_of(" \t", pos + 8);
+    if (eq == std::string::npos || lower[eq] != '=') continue;
+    size_t begin = lower.find_first_not_of(" \t", eq + 1);
+    if (begin == std::string::npos) begin = url.size();
+    size_t end = begin;
+    if (end < url.size() && (url[end] == '\'' || url[end] == '"')) {
+      const size_t close = url.find(url[end], end + 1);
+      end = close == std::string::npos ? url.size() : close + 1;
+    } else {
+      while (end < url.size() && url[end] != ' ' && url[end] != '\t' && url[end] != '&' &&
+             url[end] != ';') {
+        ++end;
+      }
+    }
+    url.replace(begin, end - begin, "***");
+    lower = absl::AsciiStrToLower(url);
+  }
+  return url;
 }
 
 namespace {
@@ -124,6 +163,14 @@ CREATE TABLE audit(
 CREATE INDEX audit_at ON audit(at);
 CREATE INDEX audit_imei ON audit(imei, at);
 )sql",
+    // v2: engine progress that must survive a restart (ExecutionRecord).
+    R"sql(
+ALTER TABLE executions ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN cause_code INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN cause_message TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN signed_cert TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN offline_wait_until INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion);
 
@@ -191,8 +238,25 @@ class SqliteStore final : public Store {
   absl::Status Init() {
     std::lock_guard<std::mutex> lock(mu_);
     sqlite3_busy_timeout(db_, 5000);
-    RETURN_IF_ERROR(ExecLocked("PRAGMA journal_mode=WAL", "enable WAL"));
-    RETURN_IF_ERROR(ExecLocked("PRAGMA synchronous=NORMAL", "set synchronous"));
+    {
+      // The pragma answers with the mode now in effect; a file system
+      // without shared memory support, for one, stays in another mode.
+      ASSIGN_OR_RETURN(auto st, PrepareLocked("PRAGMA journal_mode=WAL"));
+      const int rc = st.Step();
+      if (rc != SQLITE_ROW) return Error(rc, "enable WAL");
+      if (!absl::EqualsIgnoreCase(st.Text(0), "wal")) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("database ", path_, " cannot use write-ahead logging (journal mode is ",
+                         st.Text(0), ")"));
+      }
+    }
+    // "Every transition is committed before it is acted on": with WAL,
+    // synchronous=NORMAL may lose the last commits on power loss; FULL syncs
+    // the log at every commit.
+    RETURN_IF_ERROR(ExecLocked("PRAGMA synchronous=FULL", "set synchronous"));
+    // Scrubbed secrets (job specs, rotation copies) are overwritten with
+    // zeros rather than left in free pages.
+    RETURN_IF_ERROR(ExecLocked("PRAGMA secure_delete=ON", "enable secure_delete"));
     RETURN_IF_ERROR(ExecLocked("PRAGMA foreign_keys=ON", "enable foreign keys"));
     int version = 0;
     {
@@ -253,12 +317,20 @@ class SqliteStore final : public Store {
 
   absl::Status Commit(const std::string& job_id, const JobUpdate& update) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return InTransaction("commit job " + job_id, [&]() -> absl::Status {
+    RETURN_IF_ERROR(InTransaction("commit job " + job_id, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto st, PrepareLocked("SELECT 1 FROM jobs WHERE id=?"));
       st.Bind(1, job_id);
       if (st.Step() != SQLITE_ROW) return absl::NotFoundError(absl::StrCat("no job ", job_id));
       return ApplyLocked(job_id, update);
-    });
+    }));
+    if (update.scrubs_secrets) {
+      // The old pages (secret bytes included) are still in the WAL: copy the
+      // log into the database (where secure_delete zeroed them) and truncate
+      // it. The commit itself is durable already, so a failure here is only
+      // logged by the caller's next error, never returned.
+      (void)ExecLocked("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint the WAL");
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<JobRecord> GetJob(const std::string& job_id) override {
@@ -277,7 +349,10 @@ class SqliteStore final : public Store {
     ASSIGN_OR_RETURN(auto st, PrepareLocked(absl::StrCat(kJobColumns, " WHERE idempotency_key=?")));
     st.Bind(1, key);
     int rc = st.Step();
-    if (rc == SQLITE_ROW) return std::optional<JobRecord>(ReadJob(st));
+    if (rc == SQLITE_ROW) {
+      ASSIGN_OR_RETURN(JobRecord job, ReadJob(st));
+      return std::optional<JobRecord>(std::move(job));
+    }
     if (rc == SQLITE_DONE) return std::optional<JobRecord>();
     return Error(rc, "find job by idempotency key");
   }
@@ -310,9 +385,11 @@ class SqliteStore final : public Store {
     std::vector<ExecutionRecord> out;
     std::map<std::string, size_t> index;
     {
-      ASSIGN_OR_RETURN(auto st, PrepareLocked("SELECT imei, data, has_rollback, rollback_content, "
-                                              "rollback_sha256 FROM executions WHERE job_id=? "
-                                              "ORDER BY imei"));
+      ASSIGN_OR_RETURN(auto st,
+                       PrepareLocked("SELECT imei, data, has_rollback, rollback_content, "
+                                     "rollback_sha256, stage, cause_code, cause_message, "
+                                     "signed_cert, offline_wait_until FROM executions WHERE "
+                                     "job_id=? ORDER BY imei"));
       st.Bind(1, job_id);
       int rc;
       while ((rc = st.Step()) == SQLITE_ROW) {
@@ -324,6 +401,11 @@ class SqliteStore final : public Store {
         r.has_rollback = st.Int(2) != 0;
         r.rollback_content = st.Blob(3);
         r.rollback_sha256 = st.Text(4);
+        r.stage = static_cast<uint32_t>(st.Int(5));
+        r.cause_code = static_cast<int>(st.Int(6));
+        r.cause_message = st.Text(7);
+        r.signed_cert = st.Text(8);
+        r.offline_wait_until = FromUnixMicrosOrPast(st.Int(9));
         index[st.Text(0)] = out.size();
         out.push_back(std::move(r));
       }
@@ -527,6 +609,24 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<int64_t> AppendAudit(const AuditEntry& entry) override {
     std::lock_guard<std::mutex> lock(mu_);
+    return AppendAuditLocked(entry);
+  }
+
+  absl::Status AppendAudits(const std::vector<AuditEntry>& entries) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction("append audit records", [&]() -> absl::Status {
+      for (const AuditEntry& e : entries) RETURN_IF_ERROR(AppendAuditLocked(e).status());
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(const v1::QueryAuditRequest& q) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return QueryAuditLocked(q);
+  }
+
+ private:
+  absl::StatusOr<int64_t> AppendAuditLocked(const AuditEntry& entry) {
     const v1::AuditRecord& r = entry.record;
     ASSIGN_OR_RETURN(auto st, PrepareLocked("INSERT INTO audit(at, principal, role, action, "
                                             "target, imei, result, detail) "
@@ -544,8 +644,7 @@ class SqliteStore final : public Store {
     return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
   }
 
-  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(const v1::QueryAuditRequest& q) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<v1::AuditRecord>> QueryAuditLocked(const v1::QueryAuditRequest& q) {
     // Fixed SQL with "match anything" sentinels keeps one cached statement.
     ASSIGN_OR_RETURN(auto st,
                      PrepareLocked("SELECT id, at, principal, role, action, target, result, detail "
@@ -579,7 +678,6 @@ class SqliteStore final : public Store {
     return out;
   }
 
- private:
   static constexpr const char* kJobColumns =
       "SELECT id, spec, state, creator, creator_role, created_at, finished_at, reason FROM jobs";
 
@@ -614,36 +712,50 @@ class SqliteStore final : public Store {
     return absl::StatusOr<Stmt>(absl::in_place, it->second);
   }
 
+  // Runs `fn` in a transaction. Whatever fails (fn or the COMMIT itself:
+  // SQLITE_BUSY, a deferred constraint, an I/O error), the transaction is
+  // rolled back, so the connection is never left inside it and the next
+  // call can BEGIN again.
   template <typename Fn>
   absl::Status InTransaction(const std::string& what, Fn fn) {
     RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE", "begin " + what));
     absl::Status s = fn();
-    if (!s.ok()) {
+    if (s.ok()) s = ExecLocked("COMMIT", "commit " + what);
+    if (!s.ok() && sqlite3_get_autocommit(db_) == 0) {
       (void)ExecLocked("ROLLBACK", "rollback " + what);
-      return s;
     }
-    return ExecLocked("COMMIT", "commit " + what);
+    return s;
   }
 
   absl::Status ApplyLocked(const std::string& job_id, const JobUpdate& u) {
     for (const ExecutionRecord& r : u.executions) {
       v1::Execution e = r.execution;
       e.clear_history();
-      ASSIGN_OR_RETURN(auto st,
-                       PrepareLocked("INSERT INTO executions(job_id, imei, state, data, "
-                                     "has_rollback, rollback_content, rollback_sha256) "
-                                     "VALUES(?,?,?,?,?,?,?) ON CONFLICT(job_id, imei) DO UPDATE "
-                                     "SET state=excluded.state, data=excluded.data, "
-                                     "has_rollback=excluded.has_rollback, "
-                                     "rollback_content=excluded.rollback_content, "
-                                     "rollback_sha256=excluded.rollback_sha256"));
+      ASSIGN_OR_RETURN(
+          auto st,
+          PrepareLocked("INSERT INTO executions(job_id, imei, state, data, has_rollback, "
+                        "rollback_content, rollback_sha256, stage, cause_code, cause_message, "
+                        "signed_cert, offline_wait_until) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(job_id, imei) DO UPDATE "
+                        "SET state=excluded.state, data=excluded.data, "
+                        "has_rollback=excluded.has_rollback, "
+                        "rollback_content=excluded.rollback_content, "
+                        "rollback_sha256=excluded.rollback_sha256, stage=excluded.stage, "
+                        "cause_code=excluded.cause_code, cause_message=excluded.cause_message, "
+                        "signed_cert=excluded.signed_cert, "
+                        "offline_wait_until=excluded.offline_wait_until"));
       st.Bind(1, job_id)
           .Bind(2, e.imei())
           .Bind(3, e.state())
           .BindBlob(4, e.SerializeAsString())
           .Bind(5, r.has_rollback ? 1 : 0)
           .BindBlob(6, r.rollback_content)
-          .Bind(7, r.rollback_sha256);
+          .Bind(7, r.rollback_sha256)
+          .Bind(8, static_cast<int64_t>(r.stage))
+          .Bind(9, static_cast<int64_t>(r.cause_code))
+          .Bind(10, r.cause_message)
+          .Bind(11, r.signed_cert)
+          .Bind(12, ToUnixMicrosOrZero(r.offline_wait_until));
       int rc = st.Step();
       if (rc != SQLITE_DONE)
         return Error(rc, absl::StrCat("upsert execution ", job_id, "/", e.imei()));
@@ -678,10 +790,15 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
-  JobRecord ReadJob(const Stmt& st) const {
+  // A job row; DATA_LOSS naming the job when its spec does not parse (a
+  // job silently read with an empty spec would run as "no action").
+  absl::StatusOr<JobRecord> ReadJob(const Stmt& st) const {
     JobRecord j;
     j.id = st.Text(0);
-    j.spec.ParseFromString(st.Blob(1));
+    if (!j.spec.ParseFromString(st.Blob(1))) {
+      return absl::DataLossError(
+          absl::StrCat("job ", j.id, " in ", path_, ": its stored spec does not parse"));
+    }
     j.state = static_cast<v1::JobState>(st.Int(2));
     j.creator.set_principal(st.Text(3));
     j.creator.set_role(static_cast<v1::Role>(st.Int(4)));
@@ -694,7 +811,10 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<JobRecord>> ReadJobs(Stmt& st, const std::string& what) {
     std::vector<JobRecord> out;
     int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadJob(st));
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      ASSIGN_OR_RETURN(JobRecord job, ReadJob(st));
+      out.push_back(std::move(job));
+    }
     if (rc != SQLITE_DONE) return Error(rc, what);
     return out;
   }

@@ -17,7 +17,7 @@
 namespace atbridge::server::store {
 
 // Current schema version written to PRAGMA user_version.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 // Opens (creating if needed) the database at `path` and migrates its schema.
 // FAILED_PRECONDITION if the file has a newer schema than this build knows.

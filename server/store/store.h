@@ -52,6 +52,17 @@ struct ExecutionRecord {
   bool has_rollback = false;
   std::string rollback_content;
   std::string rollback_sha256;
+  // Engine progress that must survive a restart, committed before it is
+  // acted on: where the attempt is (an engine-defined stage number, 0 = the
+  // action's start; e.g. "rolling back"), the failure being rolled back,
+  // the certificate signed for a keygen-and-sign execution (public data:
+  // a resumed or retried attempt writes it instead of generating a new key),
+  // and the end of the offline wait once one was used (InfinitePast: never).
+  uint32_t stage = 0;
+  int cause_code = 0;
+  std::string cause_message;
+  std::string signed_cert;
+  absl::Time offline_wait_until = absl::InfinitePast();
 };
 
 // One atomic change to a job: executions to upsert (full snapshots), their
@@ -60,6 +71,10 @@ struct JobUpdate {
   std::vector<ExecutionRecord> executions;
   std::vector<std::pair<std::string, v1::ExecutionTransition>> transitions;  // (imei, t)
   std::optional<JobRecord> job;
+  // The update removes secret content (a scrubbed spec): the store also
+  // makes sure no copy of the old bytes stays in its files (e.g. SQLite
+  // checkpoints and truncates its write-ahead log).
+  bool scrubs_secrets = false;
 };
 
 class JobStore {
@@ -145,6 +160,9 @@ class AuditStore {
   virtual ~AuditStore() = default;
   // Appends a record; returns its id.
   virtual absl::StatusOr<int64_t> AppendAudit(const AuditEntry& entry) = 0;
+  // Appends records in order, all or none, in one transaction (one sync of
+  // the log for the lot).
+  virtual absl::Status AppendAudits(const std::vector<AuditEntry>& entries) = 0;
   // Records matching the query, newest first (limit 0 = 100).
   virtual absl::StatusOr<std::vector<v1::AuditRecord>> QueryAudit(
       const v1::QueryAuditRequest& query) = 0;
@@ -158,8 +176,14 @@ class Store : public JobStore, public InventoryStore, public AuditStore {
 
 // Opens the store named by `url`: "sqlite:<path>" (created if missing, WAL).
 // INVALID_ARGUMENT for an unknown scheme ("postgresql:" is reserved for a
-// future implementation and refused with UNIMPLEMENTED).
+// future implementation and refused with UNIMPLEMENTED). Error messages name
+// the URL only as RedactStoreUrl shows it.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url);
+
+// A store URL safe to log or return: credentials (the user info of
+// "scheme://user:password@host", "password=" parameters) and query strings
+// are replaced by "***".
+std::string RedactStoreUrl(const std::string& url);
 
 // Terminal execution states (no further transitions).
 bool IsTerminal(v1::ExecutionState state);

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/pki/pki.h"
 #include "common/tls/credentials.h"
 
 namespace atbridge::testing {
@@ -27,8 +28,13 @@ std::string AmazonRootCa1() {
 
 Fleet::Fleet() {
   TestPki::WriteFiles(pki_.Server("atbridge-server", "server"), dir_.path(), "server");
-  pki::KeyAndCert ca = pki_.ca();
-  dir_.WriteFile("ca.key", ca.key_pem);
+  // Modem certificates come from their own CA, never the mTLS one
+  // (docs/security.md).
+  auto modem_ca = pki::CreateCa({.common_name = "fleet modem CA"});
+  if (modem_ca.ok()) {
+    dir_.WriteFile("modem-ca.pem", modem_ca->cert_pem);
+    dir_.WriteFile("modem-ca.key", modem_ca->key_pem);
+  }
 }
 
 Fleet::~Fleet() {
@@ -48,7 +54,7 @@ absl::Status Fleet::StartServer() {
       server_->Start({BinaryPath("atbridge-server"), "--listen", listen, "--tls-cert",
                       dir_.File("server.pem"), "--tls-key", dir_.File("server.key"), "--tls-ca",
                       dir_.File("ca.pem"), "--state-dir", dir_.File("state"), "--signing-ca-cert",
-                      dir_.File("ca.pem"), "--signing-ca-key", dir_.File("ca.key")});
+                      dir_.File("modem-ca.pem"), "--signing-ca-key", dir_.File("modem-ca.key")});
   if (!s.ok()) return s;
   auto line = server_->WaitForLine("atbridge-server ready on ");
   if (!line.ok()) return line.status();

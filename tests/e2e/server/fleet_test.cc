@@ -7,12 +7,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/pki/pki.h"
 #include "common/proto_time.h"
 #include "tests/testing/status_matchers.h"
@@ -157,15 +161,101 @@ v1::JobSpec SlowPush() {
   return spec;
 }
 
-int Finished(const std::vector<v1::JobEvent>& events) {
-  int n = 0;
-  for (const auto& ev : events) {
-    if (ev.has_transition() &&
-        (ev.transition().to() == v1::SUCCEEDED || ev.transition().to() == v1::SKIPPED)) {
-      ++n;
+// What the watch stream says about each execution.
+struct Seen {
+  v1::ExecutionState state = v1::EXECUTION_STATE_UNSPECIFIED;
+  std::string agent;
+};
+
+// Streams the job's events (snapshot first) into `seen` and calls `on_event`
+// after each, until it returns true (then the stream is cancelled) or the
+// stream ends. Returns whether `on_event` returned true.
+bool WatchUntil(Fleet& fleet, const std::string& job_id, std::map<std::string, Seen>& seen,
+                const std::function<bool(const v1::JobEvent&)>& on_event) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  v1::WatchJobRequest req;
+  req.set_job_id(job_id);
+  auto reader = fleet.Operator().WatchJob(&ctx, req);
+  v1::JobEvent ev;
+  while (reader->Read(&ev)) {
+    if (ev.has_execution()) {
+      Seen& s = seen[ev.execution().imei()];
+      s.state = ev.execution().state();
+      if (!ev.execution().agent().empty()) s.agent = ev.execution().agent();
+    }
+    if (on_event(ev)) {
+      ctx.TryCancel();
+      (void)reader->Finish();
+      return true;
     }
   }
+  (void)reader->Finish();
+  return false;
+}
+
+int CountIn(const std::map<std::string, Seen>& seen, std::initializer_list<v1::ExecutionState> in) {
+  int n = 0;
+  for (const auto& [imei, s] : seen) {
+    for (v1::ExecutionState st : in) n += s.state == st ? 1 : 0;
+  }
   return n;
+}
+
+const v1::Execution* FindExecution(const v1::Job& job, const std::string& imei) {
+  for (const auto& e : job.executions()) {
+    if (e.imei() == imei) return &e;
+  }
+  return nullptr;
+}
+
+bool HistoryMentions(const v1::Execution& e, absl::string_view text) {
+  for (const auto& t : e.history()) {
+    if (absl::StrContains(t.reason(), text)) return true;
+  }
+  return false;
+}
+
+// When the execution reached its final state (InfiniteFuture if it did not).
+absl::Time FinishedAt(const v1::Execution& e) {
+  for (const auto& t : e.history()) {
+    if (t.to() == v1::SUCCEEDED || t.to() == v1::SKIPPED) return FromProtoTime(t.at());
+  }
+  return absl::InfiniteFuture();
+}
+
+void ExpectAllSucceeded(const v1::Job& done) {
+  EXPECT_EQ(done.state(), v1::JOB_COMPLETED);
+  ASSERT_EQ(done.executions_size(), 30);
+  for (const auto& e : done.executions()) {
+    // A write that landed just before the interruption is found in place on
+    // the next attempt (SKIPPED: the modem already holds that SHA-256).
+    EXPECT_TRUE(e.state() == v1::SUCCEEDED || e.state() == v1::SKIPPED)
+        << e.imei() << " on " << e.agent() << ": " << v1::ExecutionState_Name(e.state()) << " "
+        << e.last_status_message();
+  }
+}
+
+// An execution that was IN_PROGRESS (per the stream) when the process was
+// killed either was interrupted (`interrupted` says how its history shows
+// it), or its answer was already on the wire: then it finished within moments
+// of the kill. The execution whose start triggered the kill (its transaction
+// takes >120 ms at 115200 baud) must have been interrupted.
+void ExpectInterrupted(const v1::Job& done, const std::string& trigger,
+                       const std::set<std::string>& in_progress, absl::Time killed_at,
+                       const std::function<bool(const v1::Execution&)>& interrupted) {
+  ASSERT_TRUE(in_progress.count(trigger));
+  for (const std::string& imei : in_progress) {
+    const v1::Execution* e = FindExecution(done, imei);
+    ASSERT_NE(e, nullptr) << imei;
+    if (imei == trigger) {
+      EXPECT_TRUE(interrupted(*e)) << imei << " was in progress at the kill:\n" << e->DebugString();
+    } else {
+      EXPECT_TRUE(interrupted(*e) || FinishedAt(*e) < killed_at + absl::Milliseconds(500))
+          << imei << " was in progress at the kill:\n"
+          << e->DebugString();
+    }
+  }
 }
 
 TEST(FleetTest, ServerKilledMidJobResumesAfterRestartAndEveryModemIsVerified) {
@@ -174,64 +264,86 @@ TEST(FleetTest, ServerKilledMidJobResumesAfterRestartAndEveryModemIsVerified) {
   for (int k = 0; k < 3; ++k) ASSERT_OK(fleet.StartAgent(k, 10, {"--baud", "115200"}));
   ASSERT_OK_AND_ASSIGN(v1::Job job, fleet.CreateJob(SlowPush()));
 
-  // Watch until some executions are done, then kill -9 the server.
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    v1::WatchJobRequest req;
-    req.set_job_id(job.id());
-    auto reader = fleet.Operator().WatchJob(&ctx, req);
-    std::vector<v1::JobEvent> events;
-    v1::JobEvent ev;
-    while (Finished(events) < 4 && reader->Read(&ev)) events.push_back(ev);
-    ASSERT_GE(Finished(events), 4);
+  // Once a few executions are done, kill -9 the server the moment an attempt
+  // starts: that one (and whatever else the stream shows in progress) is
+  // mid-transaction.
+  std::map<std::string, Seen> seen;
+  std::string trigger;
+  std::set<std::string> in_progress;
+  absl::Time killed_at;
+  ASSERT_TRUE(WatchUntil(fleet, job.id(), seen, [&](const v1::JobEvent& ev) {
+    if (CountIn(seen, {v1::SUCCEEDED, v1::SKIPPED}) < 4 || !ev.has_transition() ||
+        ev.transition().to() != v1::IN_PROGRESS) {
+      return false;
+    }
+    trigger = ev.execution().imei();
+    for (const auto& [imei, s] : seen) {
+      if (s.state == v1::IN_PROGRESS) in_progress.insert(imei);
+    }
+    killed_at = absl::Now();
     fleet.KillServer();
-    ctx.TryCancel();
-  }
+    return true;
+  })) << "the job ended before anything could be interrupted";
+
   ASSERT_OK(fleet.StartServer());
   Fleet::Watched w = fleet.Watch(job.id());
   ASSERT_TRUE(w.status.ok()) << w.status.error_message();
   ASSERT_OK_AND_ASSIGN(v1::Job done, fleet.GetJob(job.id()));
-  EXPECT_EQ(done.state(), v1::JOB_COMPLETED);
-  ASSERT_EQ(done.executions_size(), 30);
-  for (const auto& e : done.executions()) {
-    // A write that landed just before the crash is found in place on resume.
-    EXPECT_TRUE(e.state() == v1::SUCCEEDED || e.state() == v1::SKIPPED)
-        << e.imei() << ": " << v1::ExecutionState_Name(e.state()) << " " << e.last_status_message();
-  }
+  ExpectAllSucceeded(done);
+  // The interrupted attempts resumed after the restart (waiting for their
+  // agents to dial back in) and completed under the same attempt number.
+  ExpectInterrupted(done, trigger, in_progress, killed_at, [](const v1::Execution& e) {
+    return HistoryMentions(e, "server restart") && e.attempts() == 1;
+  });
+  // Every hash is read back from the modems themselves.
   ExpectAllHold(fleet, done, 20, kAmazonSha256);
 }
 
-TEST(FleetTest, AgentKilledMidJobCompletesItsExecutionsAfterRestart) {
+TEST(FleetTest, AgentKilledMidJobRetriesItsExecutionsAfterItsRestart) {
   Fleet fleet;
   ASSERT_OK(fleet.StartServer());
   for (int k = 0; k < 3; ++k) ASSERT_OK(fleet.StartAgent(k, 10, {"--baud", "115200"}));
   v1::JobSpec spec = SlowPush();
   spec.mutable_rollout()->set_max_concurrency(6);
   ASSERT_OK_AND_ASSIGN(v1::Job job, fleet.CreateJob(spec));
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    v1::WatchJobRequest req;
-    req.set_job_id(job.id());
-    auto reader = fleet.Operator().WatchJob(&ctx, req);
-    std::vector<v1::JobEvent> events;
-    v1::JobEvent ev;
-    while (Finished(events) < 6 && reader->Read(&ev)) events.push_back(ev);
-    ASSERT_GE(Finished(events), 6);
-    fleet.KillAgent(1);
-    ASSERT_OK(fleet.StartAgent(1, 10));
-    ctx.TryCancel();
-  }
+
+  // Kill the agent of the device whose attempt has just started (IMEIs are
+  // spread over the agents in hash order, so which agent is busy is only
+  // known from the events).
+  std::map<std::string, Seen> seen;
+  std::string trigger;
+  std::string victim;
+  std::set<std::string> in_progress;
+  absl::Time killed_at;
+  ASSERT_TRUE(WatchUntil(fleet, job.id(), seen, [&](const v1::JobEvent& ev) {
+    if (CountIn(seen, {v1::SUCCEEDED, v1::SKIPPED}) < 6 || !ev.has_transition() ||
+        ev.transition().to() != v1::IN_PROGRESS || ev.execution().agent().empty()) {
+      return false;
+    }
+    trigger = ev.execution().imei();
+    victim = ev.execution().agent();
+    for (const auto& [imei, s] : seen) {
+      if (s.state == v1::IN_PROGRESS && s.agent == victim) in_progress.insert(imei);
+    }
+    int k = -1;
+    if (!absl::SimpleAtoi(absl::StripPrefix(victim, "lab"), &k)) return false;
+    killed_at = absl::Now();
+    fleet.KillAgent(k);
+    return true;
+  })) << "the job ended before an agent could be killed mid-transaction";
+  int k = -1;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripPrefix(victim, "lab"), &k)) << victim;
+  ASSERT_OK(fleet.StartAgent(k, 10));
+
   Fleet::Watched w = fleet.Watch(job.id());
   ASSERT_TRUE(w.status.ok()) << w.status.error_message();
   ASSERT_OK_AND_ASSIGN(v1::Job done, fleet.GetJob(job.id()));
-  EXPECT_EQ(done.state(), v1::JOB_COMPLETED);
-  for (const auto& e : done.executions()) {
-    EXPECT_TRUE(e.state() == v1::SUCCEEDED || e.state() == v1::SKIPPED)
-        << e.imei() << " on " << e.agent() << ": " << v1::ExecutionState_Name(e.state()) << " "
-        << e.last_status_message();
-  }
+  ExpectAllSucceeded(done);
+  // The killed agent's attempts failed UNAVAILABLE and were retried once it
+  // was back.
+  ExpectInterrupted(done, trigger, in_progress, killed_at, [](const v1::Execution& e) {
+    return e.attempts() > 1 && HistoryMentions(e, "UNAVAILABLE");
+  });
   ExpectAllHold(fleet, done, 20, kAmazonSha256);
 }
 

@@ -8,6 +8,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -32,6 +36,7 @@ namespace {
 using ::atbridge::server::testing::FakeAgent;
 using ::atbridge::server::testing::ModemBank;
 using ::atbridge::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -742,6 +747,18 @@ TEST_F(ServerTest, GenerateKeyWithSignWritesACertificateFromTheServerCa) {
   auto creds = bank_->CredentialsOf(agents_[0]->Imei(1));
   ASSERT_EQ(creds.count(std::make_pair(16842753u, 1)), 1u);
   EXPECT_EQ(creds[std::make_pair(16842753u, 1)].content, resp.certificate_pem());
+  // The server names the subject (no CN asked for: the IMEI), nothing else.
+  ASSERT_OK_AND_ASSIGN(pki::CertificateInfo info, pki::ParseCertificate(resp.certificate_pem()));
+  EXPECT_EQ(info.subject, "CN=" + agents_[0]->Imei(1));
+  EXPECT_TRUE(info.organizational_units.empty());
+
+  // Attributes that ask for a role are refused before the modem is touched.
+  grpc::ClientContext ctx2;
+  SetDeadline(&ctx2);
+  req.mutable_request()->set_attributes("CN=eve,OU=admin");
+  s = Operator().GenerateKey(&ctx2, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("OU"));
 }
 
 TEST_F(ServerTest, KeygenAndSignJobAcrossDevices) {
@@ -901,6 +918,102 @@ TEST_F(ServerTest, JobSelectorsAndValidation) {
   for (const auto& j : jobs.jobs()) {
     EXPECT_THAT(j.spec().write().content(), Not(HasSubstr("00112233445566778899")));
   }
+}
+
+TEST_F(ServerTest, AtScriptSecretsStayHiddenAndJobPushesAreAuditedPerBoard) {
+  constexpr char kPsk[] = "00112233445566778899aabbccddeeff";
+  FakeAgent::Options o;
+  o.ports = 2;
+  AddAgent(0, o);
+  v1::JobSpec spec;
+  spec.set_name("psk by script");
+  spec.mutable_at_script()->add_commands("AT+CFUN=4");
+  spec.mutable_at_script()->add_commands(absl::StrCat("AT%CMNG=0,7,3,\"", kPsk, "\""));
+  spec.mutable_selector()->set_all(true);
+  ASSERT_OK_AND_ASSIGN(v1::Job created, CreateJob(Operator(), spec));
+  EXPECT_THAT(created.DebugString(), Not(HasSubstr(kPsk)));
+  WatchResult w = Watch(Operator(), created.id());
+  ASSERT_TRUE(w.status.ok()) << w.status.error_message();
+  ASSERT_FALSE(w.events.empty());
+  for (const auto& ev : w.events) EXPECT_THAT(ev.DebugString(), Not(HasSubstr(kPsk)));
+  v1::Job job = GetJob(created.id());
+  EXPECT_EQ(job.counts().succeeded(), 2u);
+  EXPECT_THAT(job.DebugString(), Not(HasSubstr(kPsk)));
+  EXPECT_THAT(job.spec().at_script().commands(1), HasSubstr("<redacted 32 bytes>"));
+  EXPECT_THAT(Report(job.id(), v1::REPORT_FORMAT_JSON), Not(HasSubstr(kPsk)));
+  EXPECT_THAT(Report(job.id(), v1::REPORT_FORMAT_CSV), Not(HasSubstr(kPsk)));
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::ListJobsResponse jobs;
+    ASSERT_TRUE(Operator().ListJobs(&ctx, v1::ListJobsRequest(), &jobs).ok());
+    EXPECT_THAT(jobs.DebugString(), Not(HasSubstr(kPsk)));
+  }
+  // One audit record per board for the job's outcome, found by IMEI.
+  for (const std::string& imei : agents_[0]->Imeis()) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::QueryAuditRequest req;
+    req.set_imei(imei);
+    req.set_action("JobExecution");
+    v1::QueryAuditResponse resp;
+    ASSERT_TRUE(Operator().QueryAudit(&ctx, req, &resp).ok());
+    ASSERT_THAT(resp.records(), SizeIs(1)) << imei;
+    const v1::AuditRecord& r = resp.records(0);
+    EXPECT_EQ(r.principal(), "alice");
+    EXPECT_EQ(r.role(), v1::ROLE_OPERATOR);
+    EXPECT_EQ(r.result(), "OK");
+    EXPECT_THAT(r.target(), HasSubstr(imei));
+    EXPECT_THAT(r.detail(),
+                AllOf(HasSubstr(job.id()), HasSubstr("at-script"), HasSubstr("SUCCEEDED")));
+  }
+  for (const auto& r : Audit("")) EXPECT_THAT(r.DebugString(), Not(HasSubstr(kPsk)));
+}
+
+// GET on a plain loopback socket; returns the whole HTTP response.
+std::string HttpGet(int port, const std::string& path) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)}, ec);
+  if (ec) return "connect: " + ec.message();
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
+  boost::asio::write(socket, boost::asio::buffer(request), ec);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    size_t n = socket.read_some(boost::asio::buffer(buf), ec);
+    out.append(buf, n);
+    if (ec) break;  // The server closes after the response.
+  }
+  return out;
+}
+
+TEST_F(ServerTest, PrometheusEndpointCountsJobsExecutionsAndAgents) {
+  StopServer();
+  options_.metrics_listen = "127.0.0.1:0";
+  StartServer();
+  ASSERT_GT(server_->metrics_port(), 0);
+  FakeAgent::Options o;
+  o.ports = 3;
+  o.hold_writes = true;
+  FakeAgent* agent = AddAgent(0, o);
+  ASSERT_OK_AND_ASSIGN(v1::Job job, CreateJob(Operator(), WriteSpec()));
+  // The three writes are held by the agent: in progress. The job's IN_PROGRESS
+  // commits happen before CreateJob returns.
+  std::string page = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(page, HasSubstr("HTTP/1.1 200 OK"));
+  EXPECT_THAT(page, HasSubstr("Content-Type: text/plain; version=0.0.4"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_jobs_active 1\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_executions{state=\"in_progress\"} 3\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_agents_connected 1\n"));
+  EXPECT_THAT(page, HasSubstr("\natbridge_agents 1\n"));
+  agent->ReleaseHeld();
+  WatchResult w = Watch(Operator(), job.id());
+  ASSERT_TRUE(w.status.ok()) << w.status.error_message();
+  page = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(page, HasSubstr("\natbridge_jobs_active 0\n"));
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/nope"), HasSubstr("404 Not Found"));
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 #include "common/pki/pki.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "common/tls/identity.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -91,6 +96,107 @@ TEST(PkiKeyTypesTest, IssuesRsaAndEd25519Certificates) {
     ASSERT_OK_AND_ASSIGN(KeyAndCert kc, IssueCertificate(ca, o));
     EXPECT_OK(VerifyCertificate(ca.cert_pem, kc.cert_pem, absl::Now()));
   }
+}
+
+}  // namespace
+}  // namespace atbridge::pki
+
+namespace atbridge::pki {
+namespace {
+
+// A CSR (DER) for `subject` entries ("CN", "alice"), optionally asking for a
+// SAN URI extension, with a key of `key_type` ("P-256", "P-384", "RSA").
+std::string MakeCsr(const std::vector<std::pair<std::string, std::string>>& subject,
+                    const std::string& san_uri = "", const std::string& key_type = "P-256") {
+  EVP_PKEY* key = key_type == "RSA" ? EVP_RSA_gen(2048) : EVP_EC_gen(key_type.c_str());
+  X509_REQ* req = X509_REQ_new();
+  X509_NAME* name = X509_NAME_new();
+  for (const auto& [field, value] : subject) {
+    X509_NAME_add_entry_by_txt(name, field.c_str(), MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0);
+  }
+  X509_REQ_set_subject_name(req, name);
+  X509_REQ_set_pubkey(req, key);
+  if (!san_uri.empty()) {
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, ("URI:" + san_uri).c_str());
+    sk_X509_EXTENSION_push(exts, ext);
+    X509_REQ_add_extensions(req, exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  X509_REQ_sign(req, key, EVP_sha256());
+  unsigned char* der = nullptr;
+  int n = i2d_X509_REQ(req, &der);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+  X509_NAME_free(name);
+  X509_REQ_free(req);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+TEST(SignCsrTest, ACsrAskingForAnAdminRoleGetsACertificateWithNoRole) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  const std::string csr =
+      MakeCsr({{"CN", "eve"}, {"OU", "admin"}, {"O", "evil"}}, "urn:atbridge:role:admin");
+  ASSERT_OK_AND_ASSIGN(std::string cert, SignCsr(ca, csr, {}));
+  ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(cert));
+  EXPECT_EQ(info.subject, "CN=eve") << "CN only: no OU, no O";
+  EXPECT_TRUE(info.organizational_units.empty());
+  EXPECT_TRUE(info.uris.empty()) << "requested extensions are never copied";
+  EXPECT_FALSE(info.is_ca);
+  EXPECT_OK(VerifyCertificate(ca.cert_pem, cert, absl::Now()));
+  // The signed certificate is no admin: identity refuses it (no role).
+  EXPECT_THAT(tls::IdentityFromCertificate(cert),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("no atbridge role")));
+}
+
+TEST(SignCsrTest, TheSignerNamesTheSubject) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  SignCsrOptions o;
+  o.common_name = "351234567890123";
+  ASSERT_OK_AND_ASSIGN(std::string cert,
+                       SignCsr(ca, MakeCsr({{"CN", "admin"}, {"OU", "admin"}}), o));
+  ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(cert));
+  EXPECT_EQ(info.subject, "CN=351234567890123");
+  EXPECT_THAT(tls::IdentityFromCertificate(cert), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST(SignCsrTest, DeviceCertificateExtensions) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  ASSERT_OK_AND_ASSIGN(std::string pem, SignCsr(ca, MakeCsr({{"CN", "dev1"}}), {}));
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  ASSERT_NE(cert, nullptr);
+  EXPECT_EQ(X509_check_ca(cert), 0);
+  EXPECT_EQ(X509_get_key_usage(cert), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
+  EXPECT_EQ(X509_get_extended_key_usage(cert), static_cast<uint32_t>(XKU_SSL_CLIENT));
+  BASIC_CONSTRAINTS* bc = static_cast<BASIC_CONSTRAINTS*>(
+      X509_get_ext_d2i(cert, NID_basic_constraints, nullptr, nullptr));
+  ASSERT_NE(bc, nullptr);
+  EXPECT_EQ(bc->ca, 0);
+  BASIC_CONSTRAINTS_free(bc);
+  X509_free(cert);
+}
+
+TEST(SignCsrTest, RefusesKeysAModemWouldNotMakeAndBadNames) {
+  ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
+  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}, "", "P-384"), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("P-256")));
+  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}, "", "RSA"), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("P-256")));
+  EXPECT_THAT(SignCsr(ca, MakeCsr({{"O", "no cn"}}), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("common name")));
+  SignCsrOptions long_name;
+  long_name.common_name = std::string(65, 'x');
+  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}), long_name),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A CSR whose self-signature does not verify.
+  std::string csr = MakeCsr({{"CN", "dev"}});
+  csr[csr.size() - 5] ^= 0x55;
+  EXPECT_THAT(SignCsr(ca, csr, {}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -35,7 +35,30 @@ jobs:
   max_backoff: 2m
   multiplier: 1.5
   execution_timeout: 3m
+expiry_audit:
+  interval: 24h
+  within_days: 45
+metrics_listen: 127.0.0.1:9464
 )yaml";
+
+TEST(ServerConfigTest, MetricsOnlyOnLoopbackAndSaneExpiryAudit) {
+  ServerOptions o;
+  ASSERT_OK(ParseServerConfig(kExample, "server.yaml", &o));
+  ASSERT_OK(ValidateServerOptions(&o));
+  o.metrics_listen = "0.0.0.0:9464";
+  EXPECT_THAT(ValidateServerOptions(&o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("loopback")));
+  o.metrics_listen = "10.0.0.1:9464";
+  EXPECT_THAT(ValidateServerOptions(&o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o.metrics_listen = "[::1]:0";
+  EXPECT_OK(ValidateServerOptions(&o));
+  o.expiry_audit_interval = absl::Seconds(5);
+  EXPECT_THAT(ValidateServerOptions(&o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expiry_audit.interval")));
+  o.expiry_audit_interval = absl::ZeroDuration();
+  o.expiry_within_days = 0;
+  EXPECT_THAT(ValidateServerOptions(&o), StatusIs(absl::StatusCode::kInvalidArgument));
+}
 
 TEST(ServerConfigTest, ParsesEveryKey) {
   ServerOptions o;
@@ -55,6 +78,9 @@ TEST(ServerConfigTest, ParsesEveryKey) {
   EXPECT_EQ(o.job_defaults.max_backoff, absl::Minutes(2));
   EXPECT_EQ(o.job_defaults.multiplier, 1.5);
   EXPECT_EQ(o.job_defaults.execution_timeout, absl::Minutes(3));
+  EXPECT_EQ(o.expiry_audit_interval, absl::Hours(24));
+  EXPECT_EQ(o.expiry_within_days, 45);
+  EXPECT_EQ(o.metrics_listen, "127.0.0.1:9464");
   ASSERT_OK(ValidateServerOptions(&o));
   EXPECT_EQ(o.store_url, "sqlite:/var/lib/atbridge/atbridge.db");
 }

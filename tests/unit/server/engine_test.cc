@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "common/pki/pki.h"
 #include "server/jobs/backoff.h"
 #include "server/jobs/csr_signer.h"
+#include "server/jobs/report.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/proto_time.h"
 #include "tests/testing/fake_clock.h"
@@ -26,15 +28,18 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/unit/server/fake_agent_client.h"
+#include "tests/unit/server/flaky_job_store.h"
 
 namespace atbridge::server::jobs {
 namespace {
 
 using ::atbridge::server::testing::FakeAgentClient;
+using ::atbridge::server::testing::FlakyJobStore;
 using ::atbridge::server::testing::WriteOk;
 using ::atbridge::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 constexpr char kSha[] = "AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12";
@@ -45,12 +50,30 @@ class RecordingObserver : public JobObserver {
   std::vector<v1::JobEvent> events;
 };
 
+class RecordingAuditor : public ExecutionAuditor {
+ public:
+  struct Record {
+    v1::Actor creator;
+    std::string job_id;
+    std::string action;
+    v1::Execution execution;
+    std::string reason;
+  };
+  void ExecutionFinished(const v1::Actor& creator, const std::string& job_id,
+                         const std::string& action, const v1::Execution& execution,
+                         const std::string& reason) override {
+    records.push_back({creator, job_id, action, execution, reason});
+  }
+  std::vector<Record> records;
+};
+
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto store = store::OpenSqliteStore(dir_.File("jobs.db"));
     ASSERT_OK(store);
     store_ = *std::move(store);
+    flaky_ = std::make_unique<FlakyJobStore>(store_.get());
     validator_ = NewContentValidator();
     actor_.set_principal("alice");
     actor_.set_role(v1::ROLE_OPERATOR);
@@ -59,8 +82,8 @@ class EngineTest : public ::testing::Test {
 
   void MakeEngine(CsrSigner* signer = nullptr) {
     engine_.reset();
-    engine_ = std::make_unique<JobEngine>(options_, store_.get(), &agents_, &clock_, &random_,
-                                          validator_.get(), signer);
+    engine_ = std::make_unique<JobEngine>(options_, flaky_.get(), &agents_, &clock_, &random_,
+                                          validator_.get(), signer, &auditor_);
     engine_->SetWakeListener([this](absl::Time t) {
       wake_ = t;
       ++wake_calls_;
@@ -120,6 +143,8 @@ class EngineTest : public ::testing::Test {
   FakeAgentClient agents_;
   EngineOptions options_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<FlakyJobStore> flaky_;  // Over store_; the engine's store.
+  RecordingAuditor auditor_;
   std::unique_ptr<ContentValidator> validator_;
   std::unique_ptr<JobEngine> engine_;
   v1::Actor actor_;
@@ -750,12 +775,16 @@ TEST_F(RotateTest, SecretTypesRotateWithoutRollback) {
 
 // ---- keygen-and-sign ----
 
-std::string MakeCsrDer() {
+std::string MakeCsrDer(const std::string& cn = "modem-1", const std::string& ou = "") {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509_REQ* req = X509_REQ_new();
   X509_NAME* name = X509_NAME_new();
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("modem-1"), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  if (!ou.empty()) {
+    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(ou.c_str()), -1, -1, 0);
+  }
   X509_REQ_set_subject_name(req, name);
   X509_REQ_set_pubkey(req, key);
   X509_REQ_sign(req, key, EVP_sha256());
@@ -922,6 +951,380 @@ TEST_F(EngineTest, ListJobsNewestFirstWithStateFilter) {
   ASSERT_THAT(running, SizeIs(1));
   EXPECT_EQ(running[0].id(), b.id());
   EXPECT_EQ(running[0].counts().in_progress(), 1u);
+}
+
+// ---- start-up order ----
+
+TEST_F(EngineTest, NothingIsAcceptedBeforeStartAndStartRunsOnce) {
+  auto imeis = AddDevices(1);
+  // A second engine on the same store, not started yet (as the server's is
+  // until it has reloaded the store).
+  JobEngine early(options_, flaky_.get(), &agents_, &clock_, &random_, validator_.get(), nullptr);
+  EXPECT_THAT(early.CreateJob(WriteSpec(), imeis, actor_),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("not started")));
+  RecordingObserver obs;
+  bool running = true;
+  v1::Job job = Create(WriteSpec(), imeis);  // On the started engine.
+  EXPECT_THAT(early.Watch(job.id(), &obs, &running), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(early.CancelJob(job.id(), ""), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(agents_.SentCount(), 1u) << "nothing was sent by the engine that is not started";
+  EXPECT_THAT(engine_->Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(agents_.SentCount(), 1u) << "a second Start() must not resume anything again";
+  early.Stop();
+}
+
+// ---- store trouble ----
+
+TEST_F(EngineTest, FailedCommitAtAnAttemptDeadlineIsRetriedWithoutStallingOrPilingUpSteps) {
+  auto imeis = AddDevices(1);
+  v1::JobSpec spec = WriteSpec();
+  *spec.mutable_execution_timeout() = ToProtoDuration(absl::Seconds(10));
+  v1::Job job = Create(spec, imeis);
+  ASSERT_EQ(agents_.PendingCount(), 1u);
+  const absl::Time deadline = engine_->NextWakeTime();
+  flaky_->FailNextCommits(2);
+  RunToWake();  // The deadline passes; the requeue cannot be committed.
+  EXPECT_EQ(flaky_->failed_commits(), 1);
+  const absl::Time retry = clock_.Now() + options_.store_retry_delay;
+  EXPECT_EQ(engine_->NextWakeTime(), retry) << "the store retry, not the past deadline";
+  EXPECT_EQ(wake_, retry) << "the timer is re-armed";
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::IN_PROGRESS);
+  RunToWake();  // Fails again: the next retry is scheduled again.
+  EXPECT_EQ(flaky_->failed_commits(), 2);
+  EXPECT_EQ(engine_->NextWakeTime(), clock_.Now() + options_.store_retry_delay);
+  EXPECT_EQ(wake_, engine_->NextWakeTime());
+  RunToWake();  // The store is back: the requeue is committed.
+  v1::Job mid = Get(job.id());
+  ASSERT_EQ(mid.executions(0).state(), v1::QUEUED);
+  int timeouts = 0;
+  for (const auto& step : mid.executions(0).steps()) {
+    if (absl::StrContains(step.detail(), "did not finish")) ++timeouts;
+  }
+  EXPECT_EQ(timeouts, 1) << "one step for one timeout";
+  EXPECT_GT(clock_.Now(), deadline);
+  RunToWake();  // Backoff over: attempt 2.
+  auto pending = agents_.TakePending();
+  ASSERT_THAT(pending, SizeIs(2));   // The timed-out request and attempt 2.
+  Reply(pending[0], WriteOk(kSha));  // Stale: dropped.
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::IN_PROGRESS);
+  Reply(pending[1], WriteOk(kSha));
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.executions(0).attempts(), 2u);
+}
+
+TEST_F(EngineTest, FailedCommitOfAnOutcomeIsRetriedWithoutResending) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(WriteSpec(), imeis);
+  auto pending = agents_.TakePending();
+  ASSERT_THAT(pending, SizeIs(1));
+  flaky_->FailNextCommits(1);
+  Reply(pending[0], WriteOk(kSha));
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::IN_PROGRESS);
+  EXPECT_EQ(engine_->NextWakeTime(), clock_.Now() + options_.store_retry_delay);
+  RunToWake();
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.executions(0).sha256(), kSha);
+  EXPECT_EQ(done.state(), v1::JOB_COMPLETED);
+  EXPECT_EQ(agents_.SentCount(), 1u) << "the device is not asked again";
+  EXPECT_EQ(engine_->NextWakeTime(), absl::InfiniteFuture());
+}
+
+TEST_F(EngineTest, FailedCommitOfAResumedAttemptIsRetried) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(WriteSpec(), imeis);
+  ASSERT_EQ(agents_.PendingCount(), 1u);
+  engine_->Stop();
+  agents_.TakePending();
+  flaky_->FailNextCommits(1);
+  MakeEngine();
+  EXPECT_EQ(agents_.PendingCount(), 0u);
+  EXPECT_EQ(engine_->NextWakeTime(), clock_.Now() + options_.store_retry_delay);
+  RunToWake();
+  auto resent = agents_.TakePending();
+  ASSERT_THAT(resent, SizeIs(1));
+  Reply(resent[0], WriteOk(kSha, /*skipped=*/true));
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::SKIPPED);
+}
+
+// ---- durable progress: rollback, keygen, rate window, offline wait ----
+
+TEST_F(RotateTest, RollbackDecidedBeforeARestartIsResumedNotTheWrite) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(RotateSpec(), imeis);
+  auto read = agents_.TakePending();
+  ASSERT_THAT(read, SizeIs(1));
+  ASSERT_TRUE(read[0].request.has_read_credential());
+  Reply(read[0], ReadOk("old-identity", "OLDSHA"));
+  auto write = agents_.TakePending();
+  ASSERT_THAT(write, SizeIs(1));
+  ASSERT_EQ(write[0].request.write_credential().content(), "new-identity");
+  Reply(write[0], absl::InvalidArgumentError("+CME ERROR: 527"));
+  auto restore = agents_.TakePending();
+  ASSERT_THAT(restore, SizeIs(1));
+  ASSERT_EQ(restore[0].request.write_credential().content(), "old-identity");
+  // The decision is in the store before the restore went out.
+  ASSERT_OK_AND_ASSIGN(auto stored, store_->ListExecutions(job.id(), true));
+  ASSERT_THAT(stored, SizeIs(1));
+  EXPECT_NE(stored[0].stage, 0u);
+  EXPECT_EQ(stored[0].cause_code, static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(stored[0].execution.history(stored[0].execution.history_size() - 1).reason(),
+              HasSubstr("restoring the old entry"));
+  // The server dies before the restore's answer.
+  engine_->Stop();
+  MakeEngine();
+  auto resumed = agents_.TakePending();
+  ASSERT_THAT(resumed, SizeIs(1));
+  ASSERT_TRUE(resumed[0].request.has_write_credential());
+  EXPECT_EQ(resumed[0].request.write_credential().content(), "old-identity")
+      << "the resumed attempt restores; it does not write the new content again";
+  Reply(resumed[0], WriteOk("OLDSHA"));
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::ROLLED_BACK);
+  EXPECT_EQ(done.executions(0).last_status_code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(done.executions(0).history(done.executions(0).history_size() - 1).reason(),
+              AllOf(HasSubstr("527"), HasSubstr("restored and verified")));
+}
+
+TEST_F(RotateTest, RollbackCommitFailureDefersTheRestore) {
+  auto imeis = AddDevices(1);
+  agents_.SetResponder([&](const FakeAgentClient::Sent& s) -> absl::StatusOr<v1::AgentResponse> {
+    if (s.request.has_read_credential()) return ReadOk("old-identity", "OLDSHA");
+    if (s.request.write_credential().content() == "new-identity") {
+      flaky_->FailNextCommits(1);  // The rollback decision cannot be committed.
+      return absl::InvalidArgumentError("+CME ERROR: 527");
+    }
+    return WriteOk("OLDSHA");
+  });
+  v1::Job job = Create(RotateSpec(), imeis);
+  EXPECT_EQ(agents_.SentCount(), 2u) << "no restore is sent before the decision is stored";
+  RunToWake();
+  EXPECT_EQ(agents_.SentCount(), 3u);
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::ROLLED_BACK);
+}
+
+TEST_F(EngineTest, KeygenResumesFromTheStoredCertificateInsteadOfANewKey) {
+  ASSERT_OK_AND_ASSIGN(auto ca, pki::CreateCa({}));
+  auto signer = NewPkiCsrSigner(ca, &SystemClock());
+  MakeEngine(signer.get());
+  auto imeis = AddDevices(1);
+  v1::JobSpec spec;
+  spec.mutable_keygen_and_sign()->set_sec_tag(16842753);
+  spec.mutable_keygen_and_sign()->set_attributes("CN={imei}");
+  spec.mutable_retry()->set_max_attempts(3);
+  v1::Job job = Create(spec, imeis);
+  auto keygen = agents_.TakePending();
+  ASSERT_THAT(keygen, SizeIs(1));
+  ASSERT_TRUE(keygen[0].request.has_generate_key());
+  v1::AgentResponse csr;
+  csr.mutable_generate_key()->set_csr_der(MakeCsrDer());
+  Reply(keygen[0], csr);
+  auto write = agents_.TakePending();
+  ASSERT_THAT(write, SizeIs(1));
+  const std::string cert = write[0].request.write_credential().content();
+  ASSERT_OK_AND_ASSIGN(auto stored, store_->ListExecutions(job.id(), false));
+  EXPECT_EQ(stored[0].signed_cert, cert) << "stored before it is written";
+  // Restart: the resumed attempt writes the same certificate, no new key.
+  engine_->Stop();
+  MakeEngine(signer.get());
+  auto resumed = agents_.TakePending();
+  ASSERT_THAT(resumed, SizeIs(1));
+  ASSERT_TRUE(resumed[0].request.has_write_credential());
+  EXPECT_EQ(resumed[0].request.write_credential().type(), v1::CLIENT_CERT);
+  EXPECT_EQ(resumed[0].request.write_credential().content(), cert);
+  // A retryable failure of that write: the retry writes it again, no keygen.
+  Reply(resumed[0], absl::DataLossError("hash mismatch after write"));
+  RunToWake();
+  auto retry = agents_.TakePending();
+  ASSERT_THAT(retry, SizeIs(1));
+  EXPECT_EQ(retry[0].request.write_credential().content(), cert);
+  Reply(retry[0], WriteOk(pki::Sha256Hex(cert)));
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  int keygens = 0;
+  for (const auto& r : agents_.Log()) keygens += r.has_generate_key() ? 1 : 0;
+  EXPECT_EQ(keygens, 1);
+  ASSERT_OK_AND_ASSIGN(stored, store_->ListExecutions(job.id(), false));
+  EXPECT_TRUE(stored[0].signed_cert.empty()) << "dropped once the execution is final";
+}
+
+TEST_F(EngineTest, SignedCertificateHasTheServersSubjectNotTheCsrs) {
+  ASSERT_OK_AND_ASSIGN(auto ca, pki::CreateCa({}));
+  auto signer = NewPkiCsrSigner(ca, &SystemClock());
+  MakeEngine(signer.get());
+  auto imeis = AddDevices(1);
+  std::string cert;
+  agents_.SetResponder([&](const FakeAgentClient::Sent& s) -> absl::StatusOr<v1::AgentResponse> {
+    v1::AgentResponse r;
+    if (s.request.has_generate_key()) {
+      // A rogue agent answers with its own CSR asking for an admin identity.
+      r.mutable_generate_key()->set_csr_der(MakeCsrDer("eve", "admin"));
+      return r;
+    }
+    cert = s.request.write_credential().content();
+    return WriteOk(pki::Sha256Hex(cert));
+  });
+  v1::JobSpec spec;
+  spec.mutable_keygen_and_sign()->set_sec_tag(5);
+  v1::Job done = Get(Create(spec, imeis).id());
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  ASSERT_OK_AND_ASSIGN(pki::CertificateInfo info, pki::ParseCertificate(cert));
+  EXPECT_EQ(info.subject, "CN=" + imeis[0]);
+  EXPECT_TRUE(info.organizational_units.empty());
+  EXPECT_TRUE(info.uris.empty());
+  EXPECT_FALSE(info.is_ca);
+}
+
+TEST_F(EngineTest, KeygenAttributesMayNotAskForARole) {
+  ASSERT_OK_AND_ASSIGN(auto ca, pki::CreateCa({}));
+  auto signer = NewPkiCsrSigner(ca, &SystemClock());
+  MakeEngine(signer.get());
+  auto imeis = AddDevices(1);
+  for (const char* attrs : {"CN={imei},OU=admin", "ou = operator", "CN=x,2.5.4.11=admin",
+                            "CN=urn:atbridge:role:admin"}) {
+    v1::JobSpec spec;
+    spec.mutable_keygen_and_sign()->set_sec_tag(5);
+    spec.mutable_keygen_and_sign()->set_attributes(attrs);
+    EXPECT_THAT(engine_->CreateJob(spec, imeis, actor_),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attributes")))
+        << attrs;
+  }
+  EXPECT_EQ(agents_.SentCount(), 0u);
+}
+
+TEST_F(EngineTest, RateWindowSurvivesARestart) {
+  auto imeis = AddDevices(5);
+  v1::JobSpec spec = WriteSpec();
+  spec.mutable_rollout()->set_per_minute(2);
+  const absl::Time t0 = clock_.Now();
+  v1::Job job = Create(spec, imeis);
+  for (auto& s : agents_.TakePending()) Reply(s, WriteOk(kSha));
+  clock_.Advance(absl::Seconds(10));
+  engine_->Stop();
+  MakeEngine();
+  EXPECT_EQ(agents_.PendingCount(), 0u) << "the two starts of the last minute still count";
+  EXPECT_EQ(engine_->NextWakeTime(), t0 + absl::Minutes(1));
+  RunToWake();
+  EXPECT_EQ(agents_.PendingCount(), 2u);
+  for (auto& s : agents_.TakePending()) Reply(s, WriteOk(kSha));
+  RunToWake();
+  for (auto& s : agents_.TakePending()) Reply(s, WriteOk(kSha));
+  EXPECT_EQ(Get(job.id()).counts().succeeded(), 5u);
+}
+
+TEST_F(EngineTest, OfflineWaitSurvivesARestartWithItsOriginalEnd) {
+  auto imeis = AddDevices(1);
+  agents_.SetOffline(imeis[0], true);
+  const absl::Time t0 = clock_.Now();
+  v1::Job job = Create(WriteSpec(), imeis);
+  ASSERT_EQ(engine_->NextWakeTime(), t0 + absl::Minutes(2));
+  clock_.Advance(absl::Minutes(1));
+  engine_->Stop();
+  MakeEngine();
+  EXPECT_EQ(engine_->NextWakeTime(), t0 + absl::Minutes(2)) << "no fresh two minutes";
+  v1::Job waiting = Get(job.id());
+  EXPECT_EQ(waiting.executions(0).attempts(), 0u);
+  EXPECT_THAT(waiting.executions(0).history(), SizeIs(2)) << "no second wait";
+  RunToWake();
+  EXPECT_EQ(Get(job.id()).executions(0).attempts(), 1u) << "after the wait, offline is an attempt";
+  // A device coming back during the (restored) wait still starts at once.
+}
+
+// ---- secrets in AT scripts, audit ----
+
+TEST_F(EngineTest, AtScriptSecretsNeverLeaveTheEngine) {
+  constexpr char kPsk[] = "00112233445566778899aabbccddeeff";
+  auto imeis = AddDevices(2);
+  v1::JobSpec spec;
+  spec.set_name("psk by script");
+  spec.mutable_at_script()->add_commands("AT+CFUN=4");
+  spec.mutable_at_script()->add_commands(absl::StrCat("AT%CMNG=0,5,3,\"", kPsk, "\""));
+  spec.mutable_at_script()->add_commands("AT+CFUN=1");
+  spec.mutable_rollout()->set_max_concurrency(1);
+  // Dry run first: the reason names the command.
+  v1::JobSpec dry = spec;
+  dry.set_dry_run(true);
+  v1::Job dry_job = Create(dry, imeis);
+  EXPECT_THAT(Get(dry_job.id()).DebugString(), Not(HasSubstr(kPsk)));
+  v1::Job job = Create(spec, imeis);
+  RecordingObserver obs;
+  bool running = false;
+  ASSERT_OK_AND_ASSIGN(v1::Job snapshot, engine_->Watch(job.id(), &obs, &running));
+  EXPECT_THAT(snapshot.DebugString(), Not(HasSubstr(kPsk)));
+  EXPECT_THAT(Get(job.id()).spec().DebugString(), Not(HasSubstr(kPsk))) << "while running";
+  ASSERT_OK_AND_ASSIGN(auto running_store, store_->GetJob(job.id()));
+  EXPECT_THAT(running_store.spec.DebugString(), HasSubstr(kPsk)) << "kept to run the job";
+  // The second device refuses the PSK write: its failure message quotes the
+  // command.
+  while (agents_.PendingCount() > 0) {
+    for (auto& p : agents_.TakePending()) {
+      v1::AgentResponse r;
+      const bool refuse =
+          p.imei == imeis[1] && absl::StrContains(p.request.execute().command(), kPsk);
+      r.mutable_execute()->set_final(refuse ? v1::FINAL_RESULT_CME_ERROR : v1::FINAL_RESULT_OK);
+      r.mutable_execute()->set_final_line(refuse ? "+CME ERROR: 527" : "OK");
+      Reply(p, r);
+    }
+  }
+  v1::Job done = Get(job.id());
+  ASSERT_EQ(done.state(), v1::JOB_COMPLETED);
+  EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.executions(1).state(), v1::FAILED);
+  EXPECT_THAT(done.executions(1).last_status_message(), HasSubstr("<redacted 32 bytes>"));
+  EXPECT_THAT(done.executions(0).steps(1).detail(),
+              HasSubstr("AT%CMNG=0,5,3,\"<redacted 32 bytes>\""));
+  EXPECT_THAT(done.DebugString(), Not(HasSubstr(kPsk)));
+  ASSERT_OK_AND_ASSIGN(auto listed, engine_->ListJobs(v1::JOB_STATE_UNSPECIFIED, 0));
+  for (const auto& j : listed) EXPECT_THAT(j.DebugString(), Not(HasSubstr(kPsk)));
+  EXPECT_THAT(RenderJobReportJson(done), Not(HasSubstr(kPsk)));
+  EXPECT_THAT(RenderJobReportCsv(done), Not(HasSubstr(kPsk)));
+  ASSERT_FALSE(obs.events.empty());
+  for (const auto& ev : obs.events) EXPECT_THAT(ev.DebugString(), Not(HasSubstr(kPsk)));
+  ASSERT_THAT(auditor_.records, SizeIs(2));
+  for (const auto& r : auditor_.records) {
+    EXPECT_THAT(r.execution.DebugString(), Not(HasSubstr(kPsk)));
+    EXPECT_THAT(r.reason, Not(HasSubstr(kPsk)));
+  }
+  // Scrubbed from the store once the job is over.
+  ASSERT_OK_AND_ASSIGN(auto stored, store_->GetJob(job.id()));
+  EXPECT_THAT(stored.spec.DebugString(), Not(HasSubstr(kPsk)));
+  EXPECT_EQ(stored.spec.at_script().commands(1), "AT%CMNG=0,5,3,\"<redacted 32 bytes>\"");
+  EXPECT_EQ(Get(job.id()).spec().at_script().commands(1), stored.spec.at_script().commands(1))
+      << "redaction is idempotent";
+}
+
+TEST_F(EngineTest, EveryExecutionOutcomeIsAudited) {
+  auto imeis = AddDevices(3);
+  int n = 0;
+  agents_.SetResponder([&](const FakeAgentClient::Sent&) -> absl::StatusOr<v1::AgentResponse> {
+    if (n++ == 1) return absl::InvalidArgumentError("+CME ERROR: 527 content rejected");
+    return WriteOk(kSha);
+  });
+  v1::JobSpec spec = WriteSpec();
+  spec.mutable_rollout()->set_max_concurrency(1);
+  v1::Job job = Create(spec, imeis);
+  ASSERT_THAT(auditor_.records, SizeIs(3));
+  std::set<std::string> seen;
+  for (const auto& r : auditor_.records) {
+    EXPECT_EQ(r.creator.principal(), "alice");
+    EXPECT_EQ(r.job_id, job.id());
+    EXPECT_EQ(r.action, "write");
+    seen.insert(r.execution.imei());
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_EQ(auditor_.records[1].execution.state(), v1::FAILED);
+  EXPECT_EQ(auditor_.records[1].execution.last_status_code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(auditor_.records[0].reason, HasSubstr("written and verified"));
+  // Executions that never reached their device (cancelled while queued) are
+  // not device outcomes.
+  agents_.SetResponder(nullptr);
+  v1::Job second = Create(spec, imeis);
+  ASSERT_OK(engine_->CancelJob(second.id(), "changed my mind"));
+  for (auto& s : agents_.TakePending()) Reply(s, WriteOk(kSha));
+  EXPECT_THAT(auditor_.records, SizeIs(4));
 }
 
 }  // namespace

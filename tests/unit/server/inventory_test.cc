@@ -8,6 +8,10 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
+#include "server/service/audit_log.h"
+#include "server/service/expiry_audit.h"
+#include "server/service/worker_pool.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/proto_time.h"
 #include "tests/testing/fake_clock.h"
@@ -283,6 +287,60 @@ TEST_F(InventoryTest, CredentialListingsKeepKnownDetails) {
   Reload();
   ASSERT_OK_AND_ASSIGN(d, inv_->Resolve(Imei(kA)));
   EXPECT_THAT(d.credentials(), SizeIs(0));
+}
+
+TEST_F(InventoryTest, ListsCertificatesThatExpireSoonestFirst) {
+  inv_->AgentConnected("lab-1", "1", "p", {Port("modem0", kA), Port("modem1", kB)});
+  auto cert = [](uint32_t tag, v1::CredentialType type, int64_t not_after) {
+    v1::CredentialEntry e;
+    e.set_sec_tag(tag);
+    e.set_type(type);
+    e.set_sha256(absl::StrCat("SHA", tag));
+    if (not_after != 0) *e.mutable_not_after() = ToProtoTime(absl::FromUnixSeconds(not_after));
+    return e;
+  };
+  inv_->CredentialWritten(kA, cert(1, v1::CLIENT_CERT, 2'000'000'000));
+  inv_->CredentialWritten(kA, cert(2, v1::ROOT_CA_CERT, 1'900'000'000));
+  inv_->CredentialWritten(kA, cert(3, v1::ROOT_CA_CERT, 0));  // Expiry unknown.
+  inv_->CredentialWritten(kB, cert(4, v1::CLIENT_CERT, 1'950'000'000));
+  inv_->CredentialWritten(kB, cert(5, v1::CLIENT_CERT, 2'100'000'000));
+  auto soon = inv_->ListExpiring(absl::FromUnixSeconds(2'050'000'000));
+  ASSERT_THAT(soon, SizeIs(3));
+  EXPECT_EQ(soon[0].entry.sec_tag(), 2u);
+  EXPECT_EQ(soon[0].imei, kA);
+  EXPECT_EQ(soon[0].agent, "lab-1");
+  EXPECT_EQ(soon[0].port, "modem0");
+  EXPECT_EQ(soon[1].entry.sec_tag(), 4u);
+  EXPECT_EQ(soon[1].imei, kB);
+  EXPECT_EQ(soon[2].entry.sec_tag(), 1u);
+  EXPECT_THAT(inv_->ListExpiring(absl::FromUnixSeconds(1'000'000'000)), SizeIs(0));
+  EXPECT_EQ(inv_->AgentCount(false), 1u);
+  EXPECT_EQ(inv_->AgentCount(true), 1u);
+}
+
+TEST_F(InventoryTest, ExpiryAuditRecordsEachExpiringCertificate) {
+  inv_->AgentConnected("lab-1", "1", "p", {Port("modem0", kA)});
+  v1::CredentialEntry e;
+  e.set_sec_tag(7);
+  e.set_type(v1::CLIENT_CERT);
+  e.set_sha256("AB");
+  e.set_subject("CN=dev");
+  *e.mutable_not_after() = ToProtoTime(clock_.Now() + absl::Hours(24 * 10));
+  inv_->CredentialWritten(kA, e);
+  service::WorkerPool pool(1);
+  service::AuditLog audit(store_.get(), &pool, &clock_);
+  service::ExpiryAudit within_30(inv_.get(), &audit, &pool, &clock_, absl::Hours(24), 30);
+  service::ExpiryAudit within_5(inv_.get(), &audit, &pool, &clock_, absl::Hours(24), 5);
+  EXPECT_EQ(within_5.RunOnce(), 0u);
+  EXPECT_EQ(within_30.RunOnce(), 1u);
+  pool.Stop();  // Lets the audit write land.
+  v1::QueryAuditRequest q;
+  q.set_action("ExpiringCredential");
+  q.set_imei(kA);
+  ASSERT_OK_AND_ASSIGN(auto records, store_->QueryAudit(q));
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records[0].principal(), "atbridge-server");
+  EXPECT_THAT(records[0].detail(), HasSubstr("sec_tag 7 client certificate CN=dev expires"));
 }
 
 TEST_F(InventoryTest, AwaitAgentWaitsForTheConnection) {

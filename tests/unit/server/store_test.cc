@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <fstream>
 #include <memory>
+#include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/proto_time.h"
 #include "tests/testing/status_matchers.h"
@@ -17,6 +20,7 @@ namespace {
 
 using ::atbridge::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 class StoreTest : public ::testing::Test {
@@ -293,6 +297,28 @@ TEST_F(StoreTest, AuditQueryFiltersNewestFirst) {
   EXPECT_EQ(denied[0].result(), "PERMISSION_DENIED");
 }
 
+TEST_F(StoreTest, AuditBatchesAreAppendedInOrder) {
+  std::vector<AuditEntry> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    *batch[i].record.mutable_at() = ToProtoTime(absl::FromUnixSeconds(100 + i));
+    batch[i].record.set_principal("alice");
+    batch[i].record.set_action("JobExecution");
+    batch[i].record.set_detail(absl::StrCat("record ", i));
+    batch[i].imei = absl::StrCat("35000000000000", i);
+  }
+  ASSERT_OK(store_->AppendAudits(batch));
+  ASSERT_OK(store_->AppendAudits({}));
+  ASSERT_OK_AND_ASSIGN(auto all, store_->QueryAudit(v1::QueryAuditRequest()));
+  ASSERT_THAT(all, SizeIs(3));
+  EXPECT_EQ(all[0].detail(), "record 2") << "newest first";
+  EXPECT_EQ(all[2].detail(), "record 0");
+  v1::QueryAuditRequest q;
+  q.set_imei("350000000000001");
+  ASSERT_OK_AND_ASSIGN(auto one, store_->QueryAudit(q));
+  ASSERT_THAT(one, SizeIs(1));
+  EXPECT_EQ(one[0].detail(), "record 1");
+}
+
 TEST_F(StoreTest, UsesWalAndRefusesNewerSchema) {
   store_.reset();
   sqlite3* db = nullptr;
@@ -310,6 +336,143 @@ TEST_F(StoreTest, UsesWalAndRefusesNewerSchema) {
   sqlite3_close(db);
   EXPECT_THAT(OpenSqliteStore(path_),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("schema version 99")));
+}
+
+// Runs SQL on the database file through a second connection.
+void ExecRaw(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << " in " << sql;
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+TEST_F(StoreTest, AFailedCommitLeavesNoTransactionOpen) {
+  ASSERT_OK(store_->CreateJob(Job("j1"), Initial({"111"})));
+  // A deferred foreign key makes COMMIT itself fail (and SQLite then keeps
+  // the transaction open) whenever a transition with reason "boom" is added.
+  ExecRaw(path_, R"sql(
+    CREATE TABLE sabotage_parent(id INTEGER PRIMARY KEY);
+    CREATE TABLE sabotage(x INTEGER REFERENCES sabotage_parent(id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER sabotage_t AFTER INSERT ON transitions WHEN NEW.reason = 'boom'
+    BEGIN INSERT INTO sabotage VALUES(1); END;)sql");
+  JobUpdate bad;
+  v1::ExecutionTransition t;
+  t.set_from(v1::QUEUED);
+  t.set_to(v1::IN_PROGRESS);
+  t.set_reason("boom");
+  bad.transitions.emplace_back("111", t);
+  EXPECT_THAT(store_->Commit("j1", bad), Not(::atbridge::testing::IsOk()));
+  // The connection is usable again: the next commits BEGIN and COMMIT.
+  JobUpdate good;
+  t.set_reason("fine");
+  good.transitions.emplace_back("111", t);
+  EXPECT_OK(store_->Commit("j1", good));
+  EXPECT_OK(store_->CreateJob(Job("j2"), Initial({"222"})));
+  ASSERT_OK_AND_ASSIGN(auto execs, store_->ListExecutions("j1", true));
+  ASSERT_THAT(execs, SizeIs(1));
+  ASSERT_THAT(execs[0].execution.history(), SizeIs(2)) << "the failed commit left nothing";
+  EXPECT_EQ(execs[0].execution.history(1).reason(), "fine");
+}
+
+TEST_F(StoreTest, AJobWhoseSpecDoesNotParseIsDataLossNamingIt) {
+  ASSERT_OK(store_->CreateJob(Job("j-bad"), Initial({"111"})));
+  ASSERT_OK(store_->CreateJob(Job("j-good"), Initial({"222"})));
+  ExecRaw(path_, "UPDATE jobs SET spec = x'ffffffff' WHERE id = 'j-bad'");
+  EXPECT_THAT(store_->GetJob("j-bad"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("j-bad")));
+  EXPECT_THAT(store_->ListUnfinishedJobs(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("j-bad")));
+  EXPECT_THAT(store_->ListJobs(v1::JOB_STATE_UNSPECIFIED, 10),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("j-bad")));
+  EXPECT_OK(store_->GetJob("j-good"));
+}
+
+TEST_F(StoreTest, EngineProgressRoundTripsAndOldSchemasMigrate) {
+  // A version 1 database: the executions table without the progress columns.
+  store_.reset();
+  ExecRaw(path_, R"sql(
+    ALTER TABLE executions DROP COLUMN stage;
+    ALTER TABLE executions DROP COLUMN cause_code;
+    ALTER TABLE executions DROP COLUMN cause_message;
+    ALTER TABLE executions DROP COLUMN signed_cert;
+    ALTER TABLE executions DROP COLUMN offline_wait_until;
+    PRAGMA user_version = 1;)sql");
+  Open();
+  ASSERT_OK(store_->CreateJob(Job("j1"), Initial({"111"})));
+  JobUpdate u;
+  ExecutionRecord r;
+  r.execution.set_imei("111");
+  r.execution.set_state(v1::IN_PROGRESS);
+  r.stage = 8;
+  r.cause_code = 3;
+  r.cause_message = "+CME ERROR: 527";
+  r.signed_cert = "-----BEGIN CERTIFICATE-----";
+  r.offline_wait_until = absl::FromUnixSeconds(1'800'000'120);
+  u.executions.push_back(r);
+  ASSERT_OK(store_->Commit("j1", u));
+  Open();
+  ASSERT_OK_AND_ASSIGN(auto execs, store_->ListExecutions("j1", false));
+  ASSERT_THAT(execs, SizeIs(1));
+  EXPECT_EQ(execs[0].stage, 8u);
+  EXPECT_EQ(execs[0].cause_code, 3);
+  EXPECT_EQ(execs[0].cause_message, "+CME ERROR: 527");
+  EXPECT_EQ(execs[0].signed_cert, "-----BEGIN CERTIFICATE-----");
+  EXPECT_EQ(execs[0].offline_wait_until, absl::FromUnixSeconds(1'800'000'120));
+}
+
+TEST_F(StoreTest, ScrubbedSecretsLeaveNoCopyInTheDatabaseFiles) {
+  const std::string secret = "5ec7e75ec7e75ec7e75ec7e75ec7e75e";
+  JobRecord j = Job("j1");
+  j.spec.mutable_write()->set_type(v1::PSK);
+  j.spec.mutable_write()->set_content(secret);
+  ASSERT_OK(store_->CreateJob(j, Initial({"111"})));
+  // A few more commits so the job row's page sits in the WAL more than once.
+  for (int i = 0; i < 3; ++i) {
+    JobUpdate u;
+    u.job = j;
+    ASSERT_OK(store_->Commit("j1", u));
+  }
+  EXPECT_THAT(ReadAll(path_) + ReadAll(path_ + "-wal"), HasSubstr(secret));
+  JobUpdate scrub;
+  j.spec.mutable_write()->set_content("<redacted 32 bytes>");
+  j.finished_at = absl::FromUnixSeconds(1'800'000'100);
+  j.state = v1::JOB_COMPLETED;
+  scrub.job = j;
+  scrub.scrubs_secrets = true;
+  ASSERT_OK(store_->Commit("j1", scrub));
+  EXPECT_EQ(ReadAll(path_ + "-wal").size(), 0u) << "the WAL is checkpointed and truncated";
+  EXPECT_THAT(ReadAll(path_), Not(HasSubstr(secret))) << "secure_delete zeroed the old cell";
+  ASSERT_OK_AND_ASSIGN(JobRecord back, store_->GetJob("j1"));
+  EXPECT_EQ(back.spec.write().content(), "<redacted 32 bytes>");
+}
+
+TEST(RedactStoreUrlTest, CredentialsNeverShow) {
+  EXPECT_EQ(RedactStoreUrl("sqlite:/var/lib/atbridge/atbridge.db"),
+            "sqlite:/var/lib/atbridge/atbridge.db");
+  EXPECT_EQ(RedactStoreUrl("postgresql://atb:hunter2@db:5432/atbridge"),
+            "postgresql://***@db:5432/atbridge");
+  EXPECT_EQ(RedactStoreUrl("postgres://db/atbridge?user=atb&password=hunter2"),
+            "postgres://db/atbridge?***");
+  EXPECT_EQ(RedactStoreUrl("postgresql:host=db user=atb password=hunter2 dbname=x"),
+            "postgresql:host=db user=atb password=*** dbname=x");
+  EXPECT_EQ(RedactStoreUrl("postgresql:password = 'hun ter2' host=db"),
+            "postgresql:password = *** host=db");
+  for (const std::string url :
+       {"postgresql://atb:hunter2@db/atbridge", "postgres://u:hunter2@h",
+        "postgresql:host=db password=hunter2", "mysql://root:hunter2@db/x"}) {
+    auto s = OpenStore(url);
+    ASSERT_FALSE(s.ok()) << url;
+    EXPECT_THAT(s.status().message(), Not(HasSubstr("hunter2"))) << url;
+  }
 }
 
 TEST(OpenStoreTest, Urls) {
