@@ -275,12 +275,12 @@ class UplinkClient::Stream final
       peer_ = Peer::kServer;
       peer_name_ = id->principal;
       verified_as = peer_name_;
-      // The inventory goes only to a verified server.
-      for (auto& [name, info] : ports_) {
-        v1::AgentEnvelope env;
-        *env.mutable_port_update() = std::move(info);
-        out_.push_back(std::move(env));
-      }
+      // The inventory goes only to a verified server, in one message: the
+      // server announces the agent when it has all of it.
+      v1::AgentEnvelope env;
+      v1::AgentInventory* inventory = env.mutable_inventory();
+      for (auto& [name, info] : ports_) *inventory->add_ports() = std::move(info);
+      out_.push_back(std::move(env));
       ports_.clear();
       WriteNextLocked();
     }

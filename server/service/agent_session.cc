@@ -128,15 +128,23 @@ void AgentSession::HandleHello(const v1::AgentHello& hello) {
     old->Close(grpc::Status(grpc::StatusCode::ABORTED,
                             absl::StrCat("replaced by a new connection from ", peer_)));
   }
-  std::vector<v1::PortInfo> ports(hello.ports().begin(), hello.ports().end());
-  boost::asio::post(
-      strand_, [self = shared_from_this(), version = hello.version(), ports = std::move(ports)] {
-        self->connection_id_ =
-            self->deps_.inventory->AgentConnected(self->name_, version, self->peer_, ports);
-      });
-  deps_.audit->Record(identity_, "AgentUplink.Connect", name_, "", absl::OkStatus(),
-                      absl::StrCat("from ", peer_, ", version ", hello.version(), ", ",
-                                   hello.ports_size(), " port(s)"));
+  version_ = hello.version();
+  // An agent that lists its ports in the hello is connected now; one that
+  // first verifies the server sends them as an AgentInventory.
+  if (hello.ports_size() > 0) {
+    inventory_done_ = true;
+    Connected(std::vector<v1::PortInfo>(hello.ports().begin(), hello.ports().end()));
+  }
+}
+
+void AgentSession::Connected(std::vector<v1::PortInfo> ports) {
+  deps_.audit->Record(
+      identity_, "AgentUplink.Connect", name_, "", absl::OkStatus(),
+      absl::StrCat("from ", peer_, ", version ", version_, ", ", ports.size(), " port(s)"));
+  boost::asio::post(strand_, [self = shared_from_this(), ports = std::move(ports)] {
+    self->connection_id_ =
+        self->deps_.inventory->AgentConnected(self->name_, self->version_, self->peer_, ports);
+  });
 }
 
 void AgentSession::HandleMessage(const v1::AgentEnvelope& msg) {
@@ -147,6 +155,15 @@ void AgentSession::HandleMessage(const v1::AgentEnvelope& msg) {
         strand_, [self = shared_from_this()] { self->deps_.inventory->AgentSeen(self->name_); });
   }
   switch (msg.body_case()) {
+    case v1::AgentEnvelope::kInventory:
+      if (inventory_done_) {
+        ATB_LOG(WARNING) << "agent " << name_ << " sent a second inventory; ignored";
+        return;
+      }
+      inventory_done_ = true;
+      Connected(std::vector<v1::PortInfo>(msg.inventory().ports().begin(),
+                                          msg.inventory().ports().end()));
+      return;
     case v1::AgentEnvelope::kPortUpdate:
       boost::asio::post(strand_, [self = shared_from_this(), port = msg.port_update()] {
         self->deps_.inventory->PortUpdated(self->name_, port);

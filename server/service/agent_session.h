@@ -115,6 +115,8 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentEnvelope, v1:
 
   void Begin(std::shared_ptr<AgentSession> self);
   void HandleHello(const v1::AgentHello& hello);
+  // The agent's ports are known: it is connected (inventory, audit, log).
+  void Connected(std::vector<v1::PortInfo> ports);
   void HandleMessage(const v1::AgentEnvelope& msg);
   void OnDeadline(uint64_t id);
   void EnqueueLocked(v1::ServerEnvelope env) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -129,6 +131,9 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentEnvelope, v1:
   // Touched only by read reactions (which gRPC serializes) and Begin.
   v1::AgentEnvelope in_;
   bool hello_done_ = false;
+  // Set by the reads (one at a time) before Connected() posts to strand_.
+  bool inventory_done_ = false;
+  std::string version_;
   absl::Time last_seen_posted_ = absl::InfinitePast();
   // Written once before registration, read-only afterwards.
   std::string name_;

@@ -839,11 +839,15 @@ TEST_F(AgentTest, DeleteRemovesAndIgnoreMissingSkips) {
 
 // ---- the uplink, against a stand-in server --------------------------------
 
-bool HasPortUpdate(const FakeUplinkServer::Messages& m, const std::string& port) {
+// The agent's inventory has arrived and lists `port` ready with its modem.
+bool InventoryLists(const FakeUplinkServer::Messages& m, const std::string& port) {
   return std::any_of(m.begin(), m.end(), [&](const v1::AgentEnvelope& e) {
-    return e.has_port_update() && e.port_update().name() == port &&
-           e.port_update().state() == v1::PORT_STATE_READY &&
-           e.port_update().modem().imei().size() == 15;
+    return e.has_inventory() &&
+           std::any_of(e.inventory().ports().begin(), e.inventory().ports().end(),
+                       [&](const v1::PortInfo& p) {
+                         return p.name() == port && p.state() == v1::PORT_STATE_READY &&
+                                p.modem().imei().size() == 15;
+                       });
   });
 }
 
@@ -869,13 +873,20 @@ TEST_F(AgentTest, UplinkIntroducesTheAgentAndServesLikeTheDirectService) {
   fake_ = std::make_unique<FakeUplinkServer>();
   ASSERT_OK(fake_->Start(pki_.Server("atbridge-server", "server")));
   StartUplink(*fake_);
-  // Hello first, then the ports once the agent has verified the server.
+  // Hello first (no ports in it), then every port in one inventory once the
+  // agent has verified the server.
   ASSERT_TRUE(fake_->WaitFor(
-      [](const FakeUplinkServer::Messages& m) { return HasPortUpdate(m, "modem0"); }));
+      [](const FakeUplinkServer::Messages& m) { return InventoryLists(m, "modem0"); }));
   FakeUplinkServer::Messages got = fake_->Received();
+  ASSERT_GE(got.size(), 2u);
   ASSERT_TRUE(got[0].has_hello());
   EXPECT_EQ(got[0].hello().agent(), "lab1");
   EXPECT_FALSE(got[0].hello().version().empty());
+  EXPECT_EQ(got[0].hello().ports_size(), 0);
+  EXPECT_TRUE(got[1].has_inventory());
+  EXPECT_EQ(std::count_if(got.begin(), got.end(),
+                          [](const v1::AgentEnvelope& e) { return e.has_inventory(); }),
+            1);
   EXPECT_TRUE(uplink_->connected());
 
   // The same request both ways gives the same answer.

@@ -242,8 +242,29 @@ void FakeAgent::Start() {
   auto* h = hello.mutable_hello();
   h->set_agent(options_.name);
   h->set_version("fake-1.0");
+  if (options_.ports_in_hello) *h->mutable_ports() = Ports();
+  stub_->async()->Connect(&ctx_, this);
+  StartRead(&in_);
+  AddHold();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    started_ = true;
+  }
+  Send(std::move(hello));
+  if (!options_.ports_in_hello && !options_.hold_inventory) SendInventory();
+  StartCall();
+}
+
+void FakeAgent::SendInventory() {
+  v1::AgentEnvelope inventory;
+  *inventory.mutable_inventory()->mutable_ports() = Ports();
+  Send(std::move(inventory));
+}
+
+google::protobuf::RepeatedPtrField<v1::PortInfo> FakeAgent::Ports() const {
+  google::protobuf::RepeatedPtrField<v1::PortInfo> ports;
   for (int i = 0; i < options_.ports; ++i) {
-    v1::PortInfo* p = h->add_ports();
+    v1::PortInfo* p = ports.Add();
     p->set_name(PortName(i));
     p->set_device(absl::StrCat("/dev/ttyFAKE", i));
     p->set_baud(115200);
@@ -256,15 +277,7 @@ void FakeAgent::Start() {
     m->set_model("nRF9151");
     m->set_firmware("mfw_nrf91x1_2.0.2");
   }
-  stub_->async()->Connect(&ctx_, this);
-  StartRead(&in_);
-  AddHold();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    started_ = true;
-  }
-  Send(std::move(hello));
-  StartCall();
+  return ports;
 }
 
 void FakeAgent::Send(v1::AgentEnvelope env) {

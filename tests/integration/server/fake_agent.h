@@ -77,6 +77,11 @@ class FakeAgent : public grpc::ClientBidiReactor<v1::AgentEnvelope, v1::ServerEn
         fault;
     // Hold write requests unanswered until ReleaseHeld() (or cancel).
     bool hold_writes = false;
+    // Like the real agent, the hello carries no ports and an AgentInventory
+    // follows; true sends them in the hello instead (the older form).
+    bool ports_in_hello = false;
+    // Do not send the inventory until SendInventory().
+    bool hold_inventory = false;
   };
 
   // `material` is the agent's mTLS identity (CN may differ from `name` to
@@ -85,8 +90,10 @@ class FakeAgent : public grpc::ClientBidiReactor<v1::AgentEnvelope, v1::ServerEn
             std::shared_ptr<ModemBank> bank, Options options);
   ~FakeAgent() override;  // Disconnect().
 
-  // Opens the stream and sends hello.
+  // Opens the stream and sends hello (and, unless held, the inventory).
   void Start();
+  // Sends the AgentInventory (with hold_inventory).
+  void SendInventory();
   // Cancels the stream and waits for it to end.
   void Disconnect();
   // Waits until the stream ends; returns its status (DEADLINE_EXCEEDED
@@ -116,6 +123,8 @@ class FakeAgent : public grpc::ClientBidiReactor<v1::AgentEnvelope, v1::ServerEn
   void OnDone(const grpc::Status& status) override;
 
  private:
+  // Every port with its modem, as the agent lists them.
+  google::protobuf::RepeatedPtrField<v1::PortInfo> Ports() const;
   void Send(v1::AgentEnvelope env);
   void Answer(const v1::ServerEnvelope& env);
   std::string ImeiOfPort(const std::string& port) const;

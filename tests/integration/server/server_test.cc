@@ -415,6 +415,46 @@ TEST_F(ServerTest, UplinkRefusesNameMismatchAndNonAgentCertificates) {
   EXPECT_THAT(agents.agents(), SizeIs(0));
 }
 
+TEST_F(ServerTest, AnAgentIsConnectedWithItsInventoryNotItsHello) {
+  // The real agent sends its ports only after verifying the server; whoever
+  // waits for the agent to be connected must find its devices there.
+  FakeAgent::Options o;
+  o.name = "agent-7";
+  o.agent_index = 7;
+  o.ports = 4;
+  o.hold_inventory = true;
+  const uint64_t before = server_->AgentConnectionId(o.name);
+  auto agent = std::make_unique<FakeAgent>(target_, pki_.Client(o.name, "agent"), bank_, o);
+  agent->Start();
+  EXPECT_FALSE(server_->AwaitAgent("agent-7", before + 1, absl::Milliseconds(300)))
+      << "announced before its ports were known";
+  agent->SendInventory();
+  ASSERT_TRUE(server_->AwaitAgent("agent-7", before + 1, absl::Seconds(20)));
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ListDevicesRequest req;
+  req.mutable_selector()->add_agents("agent-7");
+  req.set_connected_only(true);
+  v1::ListDevicesResponse devices;
+  ASSERT_TRUE(Operator().ListDevices(&ctx, req, &devices).ok());
+  EXPECT_THAT(devices.devices(), SizeIs(4));
+  agents_.push_back(std::move(agent));
+}
+
+TEST_F(ServerTest, AnAgentThatListsItsPortsInTheHelloIsConnectedAtOnce) {
+  FakeAgent::Options o;
+  o.ports = 2;
+  o.ports_in_hello = true;
+  FakeAgent* agent = AddAgent(8, o);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::DeviceExecuteRequest req;
+  req.mutable_device()->set_imei(agent->Imei(1));
+  req.mutable_request()->set_command("AT");
+  v1::AtResult res;
+  EXPECT_TRUE(Operator().Execute(&ctx, req, &res).ok());
+}
+
 TEST_F(ServerTest, SecondConnectionReplacesTheFirst) {
   FakeAgent* first = AddAgent(0);
   FakeAgent* second = AddAgent(0);
