@@ -3,7 +3,7 @@
 //
 // Typed details travel with a status as absl::Status payloads keyed by
 // "type.googleapis.com/<full message name>" and holding the serialized
-// message (SetStatusDetail/GetStatusDetail). They are carried as
+// message (common/status_details.h). They are carried as
 // google.rpc.Status details: in grpc::Status::error_details() (the
 // `grpc-status-details-bin` trailer) and in RpcStatus.details (streams).
 #ifndef ATBRIDGE_COMMON_GRPC_STATUS_H_
@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "atbridge/v1/common.pb.h"
+#include "common/status_details.h"
 
 namespace atbridge {
 
@@ -34,17 +35,6 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // payloads included.
 v1::RpcStatus ToRpcStatus(const absl::Status& status);
 absl::Status FromRpcStatus(const v1::RpcStatus& status);
-
-// "type.googleapis.com/atbridge.v1.WriteReport" for a WriteReport.
-std::string StatusDetailTypeUrl(const google::protobuf::Message& message);
-
-// Attaches `detail` to a non-OK status (replacing one of the same type); a
-// no-op on OK.
-void SetStatusDetail(absl::Status* status, const google::protobuf::Message& detail);
-
-// Fills `detail` from the payload of its type; false if there is none or it
-// does not parse.
-bool GetStatusDetail(const absl::Status& status, google::protobuf::Message* detail);
 
 }  // namespace atbridge
 

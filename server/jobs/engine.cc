@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/log.h"
 #include "common/status/retry.h"
+#include "common/status_details.h"
 #include "server/jobs/backoff.h"
 #include "server/util/proto_time.h"
 
@@ -719,6 +720,12 @@ void JobEngine::AdvanceLocked(Job& job, Exec& e, absl::StatusOr<v1::AgentRespons
     return;
   }
   if (!result.ok()) {
+    // A failed write brings the agent's own report: which steps ran and how
+    // far it got (e.g. written, then a verify that found another hash).
+    v1::WriteReport report;
+    if (GetStatusDetail(result.status(), &report)) {
+      for (const auto& step : report.steps()) *x.add_steps() = step;
+    }
     x.add_steps()->CopyFrom(MakeStep(
         stage == Stage::kScript ? absl::StrCat("command ", e.script_index + 1) : StageName(stage),
         v1::STEP_FAILED, StatusText(result.status())));

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/pki/pki.h"
+#include "common/status_details.h"
 #include "server/jobs/backoff.h"
 #include "server/jobs/csr_signer.h"
 #include "server/jobs/report.h"
@@ -302,6 +303,35 @@ TEST_F(EngineTest, TransientFailureRetriesWithBackoffThenSucceeds) {
   v1::Job done = Get(job.id());
   EXPECT_EQ(done.executions(0).state(), v1::SUCCEEDED);
   EXPECT_EQ(done.executions(0).attempts(), 2u);
+}
+
+TEST_F(EngineTest, AFailedWriteKeepsTheAgentsStepReport) {
+  auto imeis = AddDevices(1);
+  agents_.SetResponder([](const FakeAgentClient::Sent&) -> absl::StatusOr<v1::AgentResponse> {
+    // What the agent attaches to a DATA_LOSS write (common/status_details.h).
+    absl::Status lost = absl::DataLossError("hash mismatch after write");
+    v1::WriteReport report;
+    auto* write = report.add_steps();
+    write->set_name("write");
+    write->set_status(v1::STEP_OK);
+    auto* verify = report.add_steps();
+    verify->set_name("verify");
+    verify->set_status(v1::STEP_FAILED);
+    verify->set_detail("the modem stores 0BAD..., expected AD6F...");
+    SetStatusDetail(&lost, report);
+    return lost;
+  });
+  v1::JobSpec spec = WriteSpec();
+  spec.mutable_retry()->set_max_attempts(1);
+  v1::Job done = Get(Create(spec, imeis).id());
+  ASSERT_EQ(done.executions(0).state(), v1::FAILED);
+  std::vector<std::string> steps;
+  for (const auto& st : done.executions(0).steps()) {
+    steps.push_back(absl::StrCat(st.name(), ":", v1::StepStatus_Name(st.status())));
+  }
+  EXPECT_THAT(steps, ::testing::IsSupersetOf({"write:STEP_OK", "verify:STEP_FAILED"}));
+  EXPECT_THAT(done.executions(0).steps(), ::testing::Contains(::testing::Property(
+                                              &v1::Step::detail, HasSubstr("expected AD6F"))));
 }
 
 TEST_F(EngineTest, BackoffGrowsBetweenAttempts) {
