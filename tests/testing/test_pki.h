@@ -4,6 +4,8 @@
 #define ATBRIDGE_TESTS_TESTING_TEST_PKI_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/pki/pki.h"
 #include "common/tls/credentials.h"
@@ -36,6 +38,12 @@ class TestPki {
  private:
   pki::KeyAndCert ca_;
 };
+
+// A PKCS#10 CSR (DER) for `subject` entries ({"CN", "alice"}, {"OU", ...}),
+// optionally asking for a SAN URI extension, with a fresh key of `key_type`
+// ("P-256", as an nRF91 makes, "P-384", or "RSA").
+std::string MakeTestCsr(const std::vector<std::pair<std::string, std::string>>& subject,
+                        const std::string& san_uri = "", const std::string& key_type = "P-256");
 
 }  // namespace atbridge::testing
 

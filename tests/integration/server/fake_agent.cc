@@ -1,34 +1,17 @@
 #include "tests/integration/server/fake_agent.h"
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
 #include "common/pki/pki.h"
+#include "tests/testing/test_pki.h"
 
 namespace atbridge::server::testing {
 
 namespace {
 
 std::string MakeCsrDer(const std::string& cn) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509_REQ* req = X509_REQ_new();
-  X509_NAME* name = X509_NAME_new();
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_REQ_set_subject_name(req, name);
-  X509_REQ_set_pubkey(req, key);
-  X509_REQ_sign(req, key, EVP_sha256());
-  unsigned char* der = nullptr;
-  int n = i2d_X509_REQ(req, &der);
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
-  OPENSSL_free(der);
-  X509_NAME_free(name);
-  X509_REQ_free(req);
-  EVP_PKEY_free(key);
-  return out;
+  return ::atbridge::testing::MakeTestCsr({{"CN", cn}});
 }
 
 v1::Step OkStep(const std::string& name) {

@@ -9,6 +9,7 @@
 #include "common/tls/identity.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_pki.h"
 
 namespace atbridge::pki {
 namespace {
@@ -104,42 +105,10 @@ TEST(PkiKeyTypesTest, IssuesRsaAndEd25519Certificates) {
 namespace atbridge::pki {
 namespace {
 
-// A CSR (DER) for `subject` entries ("CN", "alice"), optionally asking for a
-// SAN URI extension, with a key of `key_type` ("P-256", "P-384", "RSA").
-std::string MakeCsr(const std::vector<std::pair<std::string, std::string>>& subject,
-                    const std::string& san_uri = "", const std::string& key_type = "P-256") {
-  EVP_PKEY* key = key_type == "RSA" ? EVP_RSA_gen(2048) : EVP_EC_gen(key_type.c_str());
-  X509_REQ* req = X509_REQ_new();
-  X509_NAME* name = X509_NAME_new();
-  for (const auto& [field, value] : subject) {
-    X509_NAME_add_entry_by_txt(name, field.c_str(), MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0);
-  }
-  X509_REQ_set_subject_name(req, name);
-  X509_REQ_set_pubkey(req, key);
-  if (!san_uri.empty()) {
-    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION* ext =
-        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, ("URI:" + san_uri).c_str());
-    sk_X509_EXTENSION_push(exts, ext);
-    X509_REQ_add_extensions(req, exts);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-  }
-  X509_REQ_sign(req, key, EVP_sha256());
-  unsigned char* der = nullptr;
-  int n = i2d_X509_REQ(req, &der);
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
-  OPENSSL_free(der);
-  X509_NAME_free(name);
-  X509_REQ_free(req);
-  EVP_PKEY_free(key);
-  return out;
-}
-
 TEST(SignCsrTest, ACsrAskingForAnAdminRoleGetsACertificateWithNoRole) {
   ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
-  const std::string csr =
-      MakeCsr({{"CN", "eve"}, {"OU", "admin"}, {"O", "evil"}}, "urn:atbridge:role:admin");
+  const std::string csr = testing::MakeTestCsr({{"CN", "eve"}, {"OU", "admin"}, {"O", "evil"}},
+                                               "urn:atbridge:role:admin");
   ASSERT_OK_AND_ASSIGN(std::string cert, SignCsr(ca, csr, {}));
   ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(cert));
   EXPECT_EQ(info.subject, "CN=eve") << "CN only: no OU, no O";
@@ -157,7 +126,7 @@ TEST(SignCsrTest, TheSignerNamesTheSubject) {
   SignCsrOptions o;
   o.common_name = "351234567890123";
   ASSERT_OK_AND_ASSIGN(std::string cert,
-                       SignCsr(ca, MakeCsr({{"CN", "admin"}, {"OU", "admin"}}), o));
+                       SignCsr(ca, testing::MakeTestCsr({{"CN", "admin"}, {"OU", "admin"}}), o));
   ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificate(cert));
   EXPECT_EQ(info.subject, "CN=351234567890123");
   EXPECT_THAT(tls::IdentityFromCertificate(cert), StatusIs(absl::StatusCode::kPermissionDenied));
@@ -165,7 +134,7 @@ TEST(SignCsrTest, TheSignerNamesTheSubject) {
 
 TEST(SignCsrTest, DeviceCertificateExtensions) {
   ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
-  ASSERT_OK_AND_ASSIGN(std::string pem, SignCsr(ca, MakeCsr({{"CN", "dev1"}}), {}));
+  ASSERT_OK_AND_ASSIGN(std::string pem, SignCsr(ca, testing::MakeTestCsr({{"CN", "dev1"}}), {}));
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
@@ -183,18 +152,18 @@ TEST(SignCsrTest, DeviceCertificateExtensions) {
 
 TEST(SignCsrTest, RefusesKeysAModemWouldNotMakeAndBadNames) {
   ASSERT_OK_AND_ASSIGN(KeyAndCert ca, CreateCa({}));
-  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}, "", "P-384"), {}),
+  EXPECT_THAT(SignCsr(ca, testing::MakeTestCsr({{"CN", "dev"}}, "", "P-384"), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("P-256")));
-  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}, "", "RSA"), {}),
+  EXPECT_THAT(SignCsr(ca, testing::MakeTestCsr({{"CN", "dev"}}, "", "RSA"), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("P-256")));
-  EXPECT_THAT(SignCsr(ca, MakeCsr({{"O", "no cn"}}), {}),
+  EXPECT_THAT(SignCsr(ca, testing::MakeTestCsr({{"O", "no cn"}}), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("common name")));
   SignCsrOptions long_name;
   long_name.common_name = std::string(65, 'x');
-  EXPECT_THAT(SignCsr(ca, MakeCsr({{"CN", "dev"}}), long_name),
+  EXPECT_THAT(SignCsr(ca, testing::MakeTestCsr({{"CN", "dev"}}), long_name),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // A CSR whose self-signature does not verify.
-  std::string csr = MakeCsr({{"CN", "dev"}});
+  std::string csr = testing::MakeTestCsr({{"CN", "dev"}});
   csr[csr.size() - 5] ^= 0x55;
   EXPECT_THAT(SignCsr(ca, csr, {}), StatusIs(absl::StatusCode::kInvalidArgument));
 }

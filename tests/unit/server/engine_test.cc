@@ -6,8 +6,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
 #include <memory>
@@ -28,6 +26,7 @@
 #include "tests/testing/fake_random.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_pki.h"
 #include "tests/unit/server/fake_agent_client.h"
 #include "tests/unit/server/flaky_job_store.h"
 
@@ -806,26 +805,9 @@ TEST_F(RotateTest, SecretTypesRotateWithoutRollback) {
 // ---- keygen-and-sign ----
 
 std::string MakeCsrDer(const std::string& cn = "modem-1", const std::string& ou = "") {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509_REQ* req = X509_REQ_new();
-  X509_NAME* name = X509_NAME_new();
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  if (!ou.empty()) {
-    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(ou.c_str()), -1, -1, 0);
-  }
-  X509_REQ_set_subject_name(req, name);
-  X509_REQ_set_pubkey(req, key);
-  X509_REQ_sign(req, key, EVP_sha256());
-  unsigned char* der = nullptr;
-  int n = i2d_X509_REQ(req, &der);
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
-  OPENSSL_free(der);
-  X509_NAME_free(name);
-  X509_REQ_free(req);
-  EVP_PKEY_free(key);
-  return out;
+  std::vector<std::pair<std::string, std::string>> subject = {{"CN", cn}};
+  if (!ou.empty()) subject.emplace_back("OU", ou);
+  return ::atbridge::testing::MakeTestCsr(subject);
 }
 
 TEST_F(EngineTest, KeygenAndSignWritesASignedCertificateAndTheCa) {
