@@ -226,7 +226,7 @@ void ModemPort::OnRead(const boost::system::error_code& ec, size_t n) {
   const std::string data(read_buf_.data(), n);
   absl::string_view chunk(data);
   if (transcript_ != nullptr) {
-    std::string record = rx_filter_.Append(chunk);
+    std::string record = rx_filter_.Feed(chunk);
     if (!record.empty()) transcript_->Record(index_, "rx", record);
   }
   // Catch up with the drain first, so the FIFO level is the one at arrival.

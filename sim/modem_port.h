@@ -48,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "common/at/command_parser.h"
+#include "common/at/transcript_text.h"
 #include "common/pty/pty.h"
 #include "sim/modem.h"
 #include "sim/port_watcher.h"
@@ -157,7 +158,7 @@ class ModemPort {
   std::deque<at::FramerEvent> pending_;  // Framed, not yet executed.
   bool busy_ = false;                    // A command is in flight.
   uint64_t dropped_bytes_ = 0;
-  TranscriptRxFilter rx_filter_;
+  at::StreamRedactor rx_filter_;
 
   // Output.
   std::string tx_queue_;

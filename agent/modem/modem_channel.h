@@ -7,7 +7,7 @@
 // quoted command may have lost its closing quote on a line without flow
 // control). Long commands are paced (chunk + gap) on ports without RTS/CTS.
 // All bytes read are fanned out to console watchers (an echoed secret
-// %CMNG write redacted, see RxRedactor). Raw console bytes (WriteRaw) take
+// %CMNG write redacted, see at::StreamRedactor). Raw console bytes (WriteRaw) take
 // the port's Lock() like any operation, so they never land inside a
 // credential transaction, and their answer is never taken for the next
 // command's: after raw bytes that complete a command line the port waits for
@@ -43,6 +43,7 @@
 #include "agent/serial/serial_port.h"
 #include "common/at/command_parser.h"
 #include "common/at/response_parser.h"
+#include "common/at/transcript_text.h"
 #include "common/clock.h"
 #include "common/random.h"
 
@@ -267,7 +268,7 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   // lines they complete (each gets one final result).
   at::CommandFramer raw_framer_;
   // What watchers and the transcript may see of the modem's output.
-  RxRedactor rx_redactor_;
+  at::StreamRedactor rx_redactor_;
 
   // Writer state (one write sequence at a time).
   bool writing_ = false;
