@@ -100,7 +100,11 @@ absl::Status Pty::Retake() {
 absl::Status Pty::ResetLine() {
   if (slave_fd_ < 0) return absl::FailedPreconditionError("the slave is not held");
   if (absl::Status s = SetFreshLine(slave_fd_, slave_path_); !s.ok()) return s;
-  if (tcflush(slave_fd_, TCIFLUSH) != 0) {
+  // Both ways: what the owner wrote that no tool read, and what the line
+  // itself produced since the last tool left (the echo of the owner's last
+  // bytes when a tool left ECHO on). All a tool wrote has been read already:
+  // the master reports the hangup only once it is drained.
+  if (tcflush(slave_fd_, TCIOFLUSH) != 0) {
     return PosixError(errno, absl::StrCat("tcflush ", slave_path_));
   }
   return absl::OkStatus();

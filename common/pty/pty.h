@@ -65,9 +65,11 @@ class Pty {
   absl::Status Retake();
 
   // Puts the line back the way Open() left it (raw, 115200 8N1) and drops
-  // what the owner wrote that no tool read: what a closed serial port
-  // amounts to. Bytes a tool wrote still reach the owner, as a closing tty
-  // drains its output. Needs the slave held.
+  // what is queued either way: what the owner wrote that no tool read, and
+  // what the line produced after the last tool left (an echo, if it left
+  // ECHO on). At a hangup the owner has read all a tool wrote: the master
+  // reports it only once drained. What a closed serial port amounts to.
+  // Needs the slave held.
   absl::Status ResetLine();
 
   // Closes the held slave fd and the master (if still owned). Tools holding

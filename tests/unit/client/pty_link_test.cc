@@ -121,6 +121,10 @@ TEST(CtlPtyLinkTest, TheNextToolGetsAFreshLineWhateverThePreviousOneLeft) {
   t.c_lflag |= ECHO | ICANON;
   ASSERT_EQ(tcsetattr(sloppy, TCSANOW, &t), 0);
   WriteAll(master, "stale\r\n");
+  // The line echoes it (ECHO) in its own time; let that happen while the
+  // tool is there, as it would with a modem answering before the close.
+  std::string echo = ReadSome(master, 5);
+  EXPECT_EQ(echo.substr(0, 5), "stale");
   close(sloppy);
   DrainHangup(*link, master);
   // Nobody there: the owner drops modem output (ToolPresent() is false),
