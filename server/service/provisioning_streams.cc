@@ -314,6 +314,10 @@ class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent>,
     bool running = false;
     auto job = service_->deps().engine->Watch(job_id_, this, &running);
     absl::MutexLock lock(&mu_);
+    // The client may have gone (OnCancel) while Watch ran: Finish may already
+    // have been called, and no write may follow it. OnDone's Unwatch runs on
+    // this strand after us, so the observer just registered is still removed.
+    if (done_ || finish_called_ || finish_pending_.has_value()) return;
     if (!job.ok()) {
       FinishLocked(ToGrpcStatus(job.status()), false);
       return;

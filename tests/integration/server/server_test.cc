@@ -530,6 +530,37 @@ TEST_F(ServerTest, WatchJobStreamsTransitionsUntilTheJobEnds) {
   EXPECT_EQ(r2->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// A watcher that leaves at once (Ctrl-C right after push --wait started) used
+// to race the subscription: the server wrote the snapshot after Finish and
+// died. Many quick leavers, then the server must still answer.
+TEST_F(ServerTest, WatchersThatLeaveAtOnceLeaveTheServerServing) {
+  FakeAgent::Options o;
+  o.ports = 2;
+  o.hold_writes = true;
+  FakeAgent* agent = AddAgent(0, o);
+  auto job = CreateJob(Operator(), WriteSpec());
+  ASSERT_OK(job);
+  ASSERT_TRUE(agent->WaitForHeld(2));
+  v1::WatchJobRequest req;
+  req.set_job_id(job->id());
+  for (int i = 0; i < 300; ++i) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto reader = Operator().WatchJob(&ctx, req);
+    v1::JobEvent ev;
+    if (i % 3 == 1) reader->Read(&ev);
+    ctx.TryCancel();
+    while (reader->Read(&ev)) {
+    }
+    grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << i << ": " << s.error_message();
+  }
+  agent->ReleaseHeld();
+  WatchResult w = Watch(Operator(), job->id());
+  EXPECT_TRUE(w.status.ok()) << w.status.error_message();
+  EXPECT_EQ(GetJob(job->id()).counts().succeeded(), 2u);
+}
+
 TEST_F(ServerTest, CancelJobCancelsQueuedExecutions) {
   FakeAgent::Options o;
   o.hold_writes = true;
