@@ -34,6 +34,12 @@ enum class Stage : uint32_t {
   kRollback = 8,   // rotate: restore the old entry
 };
 
+// A rotation's rollback was decided and committed: whatever happens to the
+// job (cancel, abort, a restart), the old entry is still to be restored.
+bool RollbackPending(const store::ExecutionRecord& r) {
+  return static_cast<Stage>(r.stage) == Stage::kRollback;
+}
+
 const char* StageName(Stage s) {
   switch (s) {
     case Stage::kIdle:
@@ -560,19 +566,30 @@ void JobEngine::DevicesOnline(const std::vector<std::string>& imeis) {
 
 bool JobEngine::StartAttemptLocked(Job& job, Exec& e, bool resumed, Effects& fx) {
   const absl::Time now = clock_->Now();
+  // A rollback that was decided (and committed) before an interruption is
+  // what this attempt continues with, never the write it is undoing.
+  const bool rolling_back = RollbackPending(e.rec);
+  if (job.rec.state != v1::JOB_IN_PROGRESS && !rolling_back) {
+    // The job was canceled or aborted while this attempt ran, and a restart
+    // interrupted it: nothing new starts for a stopped job.
+    const std::string why = absl::StrCat(
+        "job ", job.rec.state == v1::JOB_ABORTED ? "aborted" : "canceled", "; attempt ",
+        e.rec.execution.attempts(), " was interrupted by a server restart and is not resumed");
+    CompleteLocked(job, e, v1::CANCELED, absl::CancelledError(why), why);
+    return true;
+  }
   auto loc = agents_->Locate(e.rec.execution.imei());
   e.wait_until = absl::InfinitePast();
-  if (!loc.ok() && loc.status().code() == absl::StatusCode::kUnavailable && !e.offline_wait_used &&
-      options_.offline_wait > absl::ZeroDuration()) {
+  // An attempt interrupted by a restart always gets a wait of its own: the
+  // restart, not the device, is why no agent is connected yet.
+  if (!loc.ok() && loc.status().code() == absl::StatusCode::kUnavailable &&
+      (!e.offline_wait_used || resumed) && options_.offline_wait > absl::ZeroDuration()) {
     // Not an attempt yet: wait for the device (e.g. agents reconnecting
     // after a server restart) without using up the retry budget.
     if (WaitForDeviceLocked(job, e, loc.status(), resumed)) return true;
     if (resumed) DeferLocked(e, Deferred{.kind = Deferred::Kind::kResume});
     return false;
   }
-  // A rollback that was decided (and committed) before an interruption is
-  // what this attempt continues with, never the write it is undoing.
-  const bool rolling_back = static_cast<Stage>(e.rec.stage) == Stage::kRollback;
   store::ExecutionRecord next = e.rec;
   v1::Execution& x = next.execution;
   if (!resumed) x.set_attempts(x.attempts() + 1);
@@ -1183,11 +1200,15 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
   for (Exec* ep : job.order) {
     Exec& e = *ep;
     if (e.rec.execution.state() != v1::QUEUED) continue;
+    // A committed rollback waiting for its device still restores the old
+    // entry (as one in flight does): a cancel must not strand the new one.
+    if (RollbackPending(e.rec)) continue;
     const std::string& imei = e.rec.execution.imei();
     store::ExecutionRecord next = e.rec;
     next.execution.set_state(v1::CANCELED);
     *next.execution.mutable_finished_at() = ToProtoTime(now);
     next.execution.clear_next_attempt_at();
+    next.execution.set_last_status_code(static_cast<int>(absl::StatusCode::kCancelled));
     next.execution.set_last_status_message(reason);
     next.has_rollback = false;
     next.rollback_content.clear();
@@ -1227,15 +1248,28 @@ bool JobEngine::StopJobLocked(Job& job, v1::JobState state, const std::string& r
 }
 
 void JobEngine::PumpLocked(Job& job, Effects& fx) {
-  if (job.rec.state != v1::JOB_IN_PROGRESS || stopped_) return;
+  if (stopped_) return;
   const absl::Time now = clock_->Now();
+  if (job.rec.state != v1::JOB_IN_PROGRESS) {
+    // A stopped job starts nothing new, but its pending rollbacks still run.
+    for (Exec* ep : job.order) {
+      Exec& e = *ep;
+      if (e.rec.execution.state() != v1::QUEUED || !RollbackPending(e.rec)) continue;
+      if (e.wait_until > now || FromProtoTime(e.rec.execution.next_attempt_at()) > now) continue;
+      if (!StartAttemptLocked(job, e, /*resumed=*/false, fx)) return;  // Store trouble.
+    }
+    return;
+  }
   const uint32_t cap = std::max<uint32_t>(1, job.rec.spec.rollout().max_concurrency());
   const uint32_t per_minute = job.rec.spec.rollout().per_minute();
   while (!job.starts.empty() && job.starts.front() <= now - options_.rate_window) {
     job.starts.pop_front();
   }
   for (Exec* ep : job.order) {
-    if (job.rec.state != v1::JOB_IN_PROGRESS) return;  // Aborted meanwhile.
+    if (job.rec.state != v1::JOB_IN_PROGRESS) {
+      PumpLocked(job, fx);  // Aborted meanwhile: only pending rollbacks go on.
+      return;
+    }
     if (job.counts.in_progress() >= cap) return;
     if (per_minute > 0 && job.starts.size() >= per_minute) return;
     Exec& e = *ep;
@@ -1301,7 +1335,8 @@ absl::Time JobEngine::ComputeWakeLocked(absl::Time now) const {
         // A deferred outcome waits for the store retry (already in `wake`),
         // never for its past deadline.
         if (!e.deferred.has_value()) wake = std::min(wake, e.deadline);
-      } else if (s == v1::QUEUED && job->rec.state == v1::JOB_IN_PROGRESS) {
+      } else if (s == v1::QUEUED &&
+                 (job->rec.state == v1::JOB_IN_PROGRESS || RollbackPending(e.rec))) {
         const absl::Time at =
             std::max(FromProtoTime(e.rec.execution.next_attempt_at()), e.wait_until);
         if (at > now) {

@@ -1244,6 +1244,86 @@ TEST_F(EngineTest, OfflineWaitSurvivesARestartWithItsOriginalEnd) {
   // A device coming back during the (restored) wait still starts at once.
 }
 
+// A device that went offline once, came back, and is mid-attempt when the
+// server restarts gets a wait again: the restart is not the device's fault.
+TEST_F(EngineTest, AnAttemptInterruptedByARestartWaitsEvenAfterAnEarlierWait) {
+  auto imeis = AddDevices(1);
+  agents_.SetOffline(imeis[0], true);
+  v1::Job job = Create(WriteSpec(), imeis);
+  clock_.Advance(absl::Minutes(1));
+  agents_.SetOffline(imeis[0], false);
+  engine_->DevicesOnline({imeis[0]});
+  ASSERT_EQ(agents_.PendingCount(), 1u);
+  engine_->Stop();
+  agents_.TakePending();
+  agents_.SetOffline(imeis[0], true);  // Its agent has not dialled back in yet.
+  MakeEngine();
+  v1::Job waiting = Get(job.id());
+  EXPECT_EQ(waiting.executions(0).state(), v1::QUEUED) << waiting.DebugString();
+  EXPECT_EQ(waiting.executions(0).attempts(), 0u) << "the interrupted attempt is not used up";
+  EXPECT_EQ(engine_->NextWakeTime(), clock_.Now() + absl::Minutes(2));
+  agents_.SetOffline(imeis[0], false);
+  engine_->DevicesOnline({imeis[0]});
+  auto resent = agents_.TakePending();
+  ASSERT_THAT(resent, SizeIs(1));
+  Reply(resent[0], WriteOk(kSha));
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::SUCCEEDED);
+}
+
+// Cancel lets attempts in flight finish; one that a restart interrupts is not
+// started again, and the job ends.
+TEST_F(EngineTest, AnAttemptOfACanceledJobInterruptedByARestartEndsTheJob) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(WriteSpec(), imeis);
+  ASSERT_EQ(agents_.PendingCount(), 1u);
+  ASSERT_OK(engine_->CancelJob(job.id(), "wrong identity"));
+  EXPECT_EQ(Get(job.id()).counts().in_progress(), 1u) << "in flight: allowed to finish";
+  engine_->Stop();
+  agents_.TakePending();
+  MakeEngine();
+  EXPECT_EQ(agents_.PendingCount(), 0u) << "nothing new for a canceled job";
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_CANCELED);
+  EXPECT_EQ(done.executions(0).state(), v1::CANCELED);
+  EXPECT_EQ(done.executions(0).last_status_code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_THAT(done.executions(0).last_status_message(),
+              HasSubstr("interrupted by a server restart"));
+  EXPECT_TRUE(IsSet(done.finished_at()));
+  EXPECT_EQ(engine_->NextWakeTime(), absl::InfiniteFuture());
+}
+
+// A committed rollback waiting (after a restart) for its device's agent is
+// not thrown away by a cancel: the old entry is still restored.
+TEST_F(RotateTest, ACancelDoesNotStrandARollbackWaitingForItsDevice) {
+  auto imeis = AddDevices(1);
+  v1::Job job = Create(RotateSpec(), imeis);
+  auto read = agents_.TakePending();
+  ASSERT_THAT(read, SizeIs(1));
+  Reply(read[0], ReadOk("old-identity", "OLDSHA"));
+  auto write = agents_.TakePending();
+  ASSERT_THAT(write, SizeIs(1));
+  Reply(write[0], absl::InvalidArgumentError("+CME ERROR: 527"));
+  ASSERT_EQ(agents_.PendingCount(), 1u) << "the restore went out";
+  engine_->Stop();
+  agents_.TakePending();
+  agents_.SetOffline(imeis[0], true);
+  MakeEngine();
+  EXPECT_EQ(Get(job.id()).executions(0).state(), v1::QUEUED);
+  ASSERT_OK_AND_ASSIGN(v1::Job canceled, engine_->CancelJob(job.id(), "stop the rotation"));
+  EXPECT_EQ(canceled.state(), v1::JOB_CANCELED);
+  EXPECT_EQ(canceled.counts().queued(), 1u) << "the rollback still waits for its device";
+  agents_.SetOffline(imeis[0], false);
+  engine_->DevicesOnline({imeis[0]});
+  auto restore = agents_.TakePending();
+  ASSERT_THAT(restore, SizeIs(1));
+  EXPECT_EQ(restore[0].request.write_credential().content(), "old-identity");
+  Reply(restore[0], WriteOk("OLDSHA"));
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.executions(0).state(), v1::ROLLED_BACK);
+  EXPECT_EQ(done.state(), v1::JOB_CANCELED);
+  EXPECT_TRUE(IsSet(done.finished_at()));
+}
+
 // ---- secrets in AT scripts, audit ----
 
 TEST_F(EngineTest, AtScriptSecretsNeverLeaveTheEngine) {
