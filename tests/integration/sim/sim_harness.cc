@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -144,6 +145,24 @@ absl::StatusOr<std::string> PtyClient::ReadFor(absl::Duration timeout) {
   }
 }
 
+absl::Status PtyClient::ReadMore(absl::Time deadline,
+                                 const std::function<std::string()>& timeout_message) {
+  while (true) {
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r = poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return PosixError(errno, "poll pty");
+    if (r == 0) return absl::DeadlineExceededError(timeout_message());
+    char buf[4096];
+    ssize_t n = read(fd_, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "read pty");
+    if (n == 0) return absl::UnavailableError("pty hung up");
+    pending_.append(buf, static_cast<size_t>(n));
+    return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<std::string> PtyClient::ReadUntil(absl::string_view marker, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
@@ -153,21 +172,11 @@ absl::StatusOr<std::string> PtyClient::ReadUntil(absl::string_view marker, absl:
       pending_.erase(0, at + marker.size());
       return out;
     }
-    struct pollfd p = {fd_, POLLIN, 0};
-    int r = poll(&p, 1, RemainingMs(deadline));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return PosixError(errno, "poll pty");
-    if (r == 0) {
-      return absl::DeadlineExceededError(absl::StrCat("\"", absl::CHexEscape(marker),
-                                                      "\" did not come; got \"",
-                                                      absl::CHexEscape(pending_), "\""));
-    }
-    char buf[4096];
-    ssize_t n = read(fd_, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "read pty");
-    if (n == 0) return absl::UnavailableError("pty hung up");
-    pending_.append(buf, static_cast<size_t>(n));
+    absl::Status s = ReadMore(deadline, [&] {
+      return absl::StrCat("\"", absl::CHexEscape(marker), "\" did not come; got \"",
+                          absl::CHexEscape(pending_), "\"");
+    });
+    if (!s.ok()) return s;
   }
 }
 
@@ -187,20 +196,10 @@ absl::StatusOr<AtAnswer> PtyClient::ReadAnswer(absl::Duration timeout) {
       pending_ = tail + rest;
       return answer;
     }
-    struct pollfd p = {fd_, POLLIN, 0};
-    int r = poll(&p, 1, RemainingMs(deadline));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return PosixError(errno, "poll pty");
-    if (r == 0) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("no final result in time; got \"", absl::CHexEscape(pending_), "\""));
-    }
-    char buf[4096];
-    ssize_t n = read(fd_, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "read pty");
-    if (n == 0) return absl::UnavailableError("pty hung up");
-    pending_.append(buf, static_cast<size_t>(n));
+    absl::Status s = ReadMore(deadline, [&] {
+      return absl::StrCat("no final result in time; got \"", absl::CHexEscape(pending_), "\"");
+    });
+    if (!s.ok()) return s;
   }
 }
 

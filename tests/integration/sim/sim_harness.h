@@ -5,6 +5,7 @@
 #ifndef ATBRIDGE_TESTS_INTEGRATION_SIM_SIM_HARNESS_H_
 #define ATBRIDGE_TESTS_INTEGRATION_SIM_SIM_HARNESS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +70,9 @@ class PtyClient {
 
  private:
   explicit PtyClient(int fd) : fd_(fd) {}
+  // One poll + read into pending_: DEADLINE_EXCEEDED(timeout_message())
+  // when nothing came by `deadline`, UNAVAILABLE on hangup/EIO.
+  absl::Status ReadMore(absl::Time deadline, const std::function<std::string()>& timeout_message);
   int fd_;
   std::string pending_;
 };
