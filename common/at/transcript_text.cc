@@ -11,64 +11,77 @@ namespace {
 
 constexpr absl::string_view kCmng = "%CMNG";
 
+bool IsEditByte(char c) { return c == '\b' || c == 0x7f; }
+
 }  // namespace
 
 std::string StreamRedactor::Feed(absl::string_view bytes) {
   std::string out;
   for (char c : bytes) {
     const bool ends_line = !in_quotes_ && (c == '\r' || c == '\n');
-    if (c == '"') in_quotes_ = !in_quotes_;
-    if (ends_line) in_quotes_ = false;
     if (holding_) {
       if (ends_line) {
         out += Flush();
         out.push_back(c);
-      } else if (held_.size() < max_hold_) {
+        continue;
+      }
+      if (c == '"') in_quotes_ = !in_quotes_;
+      if (IsEditByte(c) || c == '\0') edited_ = true;
+      if (held_.size() < max_hold_) {
         held_.push_back(c);
       } else {
         ++overflow_bytes_;
       }
       continue;
     }
-    if (!candidate_.empty()) {
-      candidate_.push_back(c);
-      if (!absl::StartsWithIgnoreCase(kCmng, candidate_)) {
-        // Not "%CMNG" after all: release it and look at `c` again below.
-        candidate_.pop_back();
-        out += candidate_;
-        candidate_.clear();
-      } else {
-        if (candidate_.size() == kCmng.size()) {
-          holding_ = true;
-          held_ = std::move(candidate_);
-          candidate_.clear();
-        }
-        continue;
-      }
-    }
-    // The quote state already counts `c`: a '%' that starts a command is one
-    // that was outside quotes before it, and '%' does not change it.
-    if (c == '%' && !in_quotes_) {
-      candidate_.push_back(c);
+    out.push_back(c);
+    if (ends_line) {
+      line_.clear();
       continue;
     }
-    out.push_back(c);
+    // The line as the modem's framer will see it (common/at/command_parser.h):
+    // BS and DEL erase, also inside quotes, without touching the quote state;
+    // NUL outside quotes is dropped. So "%CMX<BS>NG" is caught too.
+    if (IsEditByte(c)) {
+      if (!line_.empty()) line_.pop_back();
+      continue;
+    }
+    if (c == '"') in_quotes_ = !in_quotes_;
+    if (c == '\0' && !in_quotes_) continue;
+    line_.push_back(c);
+    if (line_.size() > 2 * kMaxTrackedLine) line_.erase(0, line_.size() - kMaxTrackedLine);
+    if (!in_quotes_ && line_.size() >= kCmng.size() &&
+        absl::EqualsIgnoreCase(absl::string_view(line_).substr(line_.size() - kCmng.size()),
+                               kCmng)) {
+      holding_ = true;
+      edited_ = false;
+    }
   }
   return out;
 }
 
 std::string StreamRedactor::Flush() {
-  std::string out = std::move(candidate_);
-  candidate_.clear();
+  std::string out;
   if (holding_) {
-    absl::StrAppend(&out, RedactSecrets(held_));
+    if (edited_) {
+      // Erased or NUL bytes after the command name: what the modem executes
+      // cannot be read off the bytes with certainty, so none is shown.
+      absl::StrAppend(&out, "<redacted ", held_.size(), " bytes of an edited line>");
+    } else {
+      // The command name was released already; redact what follows it.
+      out = RedactSecrets(absl::StrCat(kCmng, held_)).substr(kCmng.size());
+    }
     if (overflow_bytes_ > 0) {
       absl::StrAppend(&out, "<withheld ", overflow_bytes_, " bytes of an overlong line>");
     }
   }
   holding_ = false;
+  edited_ = false;
   held_.clear();
   overflow_bytes_ = 0;
+  // Whatever comes next starts a new line (e.g. after the port was lost).
+  in_quotes_ = false;
+  line_.clear();
   return out;
 }
 

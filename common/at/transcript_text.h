@@ -13,11 +13,13 @@ namespace atbridge::at {
 // Makes a byte stream that may carry AT commands safe to record or show: the
 // agent's view of modem output (a modem with echo on repeats every command,
 // a %CMNG write of a private key or PSK included) and the simulator's view of
-// what a tool sent it. From a "%CMNG" outside quotes to the end of its line (a CR or
-// LF outside quotes) bytes are held, then released through
+// what a tool sent it. After a "%CMNG" outside quotes (recognised as the
+// modem's framer edits the line: BS/DEL erase, NUL is dropped) the rest of its
+// line (to a CR or LF outside quotes) is held, then released through
 // at::RedactSecrets; everything else is released at once, so an interactive
-// console is not delayed. Fails closed: a held line longer than `max_hold`
-// releases only its redacted head and a count of the rest.
+// console is not delayed. Fails closed: a held line with BS, DEL or NUL in it
+// is withheld whole, and one longer than `max_hold` releases only its redacted
+// head and a count of the rest.
 //
 // Thread-compatible.
 class StreamRedactor {
@@ -31,10 +33,13 @@ class StreamRedactor {
   std::string Flush();
 
  private:
+  // Bytes of the current line kept to recognise "%CMNG" after edits.
+  static constexpr size_t kMaxTrackedLine = 4096;
   size_t max_hold_;
   bool in_quotes_ = false;  // Quote state of the current line.
-  std::string candidate_;   // A possible start of "%CMNG".
-  bool holding_ = false;
+  std::string line_;        // The current line as the modem's framer edits it.
+  bool holding_ = false;    // After "%CMNG" outside quotes, to the line's end.
+  bool edited_ = false;     // The held bytes contain BS, DEL or NUL.
   std::string held_;
   size_t overflow_bytes_ = 0;  // Bytes of a held line beyond max_hold_.
 };

@@ -101,6 +101,39 @@ TEST(StreamRedactorTest, AChainedWriteIsCaughtAfterTheSemicolon) {
   EXPECT_THAT(out, HasSubstr("AT+CFUN=4;%CMNG=0,7,3,"));
 }
 
+// A tool that edits the line (picocom, a human typing) sends what the modem's
+// framer turns into %CMNG: caught as the framer sees it.
+TEST(StreamRedactorTest, ACommandNameFixedWithBackspaceOrNulIsStillCaught) {
+  for (const std::string& typed :
+       {std::string("AT%CMX\bNG=0,7,3,\""), std::string("AT%CMX\x7fNG=0,7,3,\""),
+        std::string("AT%CM\0NG=0,7,3,\"", 17), std::string("AT%CMNGXYZ\b\b\b=0,7,3,\""),
+        std::string("AT%QQQQ\b\b\b\bCMNG=0,7,3,\"")}) {
+    for (size_t cut = 0; cut <= typed.size(); ++cut) {
+      std::string out = FeedSplit(absl::StrCat(typed, kPsk, "\"\r\nOK\r\n"), cut);
+      EXPECT_THAT(out, Not(HasSubstr("c0ffee"))) << EscapeBytes(typed) << " cut " << cut;
+      EXPECT_THAT(out, HasSubstr("\r\nOK\r\n"));
+    }
+  }
+}
+
+TEST(StreamRedactorTest, EditingInsideAHeldWriteWithholdsTheWholeLine) {
+  StreamRedactor r;
+  std::string out = r.Feed(absl::StrCat("AT%CMNG=0,7,4\b3,\"", kPsk, "\"\r\nOK\r\n"));
+  EXPECT_THAT(out, Not(HasSubstr("c0ffee"))) << EscapeBytes(out);
+  EXPECT_THAT(out, HasSubstr("AT%CMNG<redacted"));
+  EXPECT_THAT(out, HasSubstr("edited line>\r\nOK\r\n"));
+}
+
+// After a flush (port lost mid-quote) the next line starts outside quotes:
+// a stale quote must not hide the next write's "%CMNG".
+TEST(StreamRedactorTest, AFlushStartsTheNextLineOutsideQuotes) {
+  StreamRedactor r;
+  std::string out = r.Feed("AT+X=\"half a string");
+  out += r.Flush();
+  out += r.Feed(absl::StrCat("AT%CMNG=0,7,3,\"", kPsk, "\"\r\n"));
+  EXPECT_THAT(out, Not(HasSubstr("c0ffee"))) << EscapeBytes(out);
+}
+
 TEST(EscapeBytesTest, OneLineWhateverTheBytes) {
   EXPECT_EQ(EscapeBytes("AT\r\n"), "AT\\r\\n");
   EXPECT_EQ(EscapeBytes(std::string("a\"b\\c\t\x01\xff", 8)), "a\\\"b\\\\c\\t\\x01\\xff");
