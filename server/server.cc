@@ -1,7 +1,10 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -57,9 +60,45 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const std::string&
   return buf.str();
 }
 
+// One server per state directory: a second one (a manual run next to the
+// service) would resume the first one's running jobs as interrupted before
+// failing to bind its port. Held with flock for the server's life; the
+// kernel drops it when the process dies, so a crash leaves nothing stale.
+class StateDirLock {
+ public:
+  StateDirLock() = default;
+  StateDirLock(const StateDirLock&) = delete;
+  StateDirLock& operator=(const StateDirLock&) = delete;
+  ~StateDirLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  absl::Status Acquire(const std::string& dir) {
+    const std::string path = dir + "/atbridge-server.lock";
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return PosixError(errno, absl::StrCat("open ", path));
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      close(fd_);
+      fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("another atbridge-server is running with state_dir ", dir, " (", path,
+                         " is locked); stop it or use another state_dir"));
+      }
+      return PosixError(err, absl::StrCat("lock ", path));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace
 
 struct Server::Impl {
+  StateDirLock state_lock;  // First: released last.
   ServerOptions options;
   const Clock* clock = nullptr;
   Random* random = nullptr;
@@ -105,6 +144,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     impl->random = impl->own_random.get();
   }
   if (!(s = MakeDirs(o.state_dir)).ok()) return s;
+  if (!(s = impl->state_lock.Acquire(o.state_dir)).ok()) return s;
   auto tls = tls::LoadTlsMaterial(o.tls);
   if (!tls.ok()) return tls.status();
   impl->tls = *std::move(tls);

@@ -56,6 +56,7 @@ absl::StatusOr<v1::Lease> LeaseManager::Acquire(const std::string& port, const s
   if (v1::Lease* held = Live(port)) {
     if (held->owner() != owner) return absl::FailedPreconditionError(DescribeLease(*held));
     *held->mutable_expires_at() = ToProtoTime(now + ttl);
+    *held->mutable_ttl() = ToProtoDuration(ttl);
     if (!reason.empty()) held->set_reason(reason);
     return *held;
   }
@@ -67,6 +68,7 @@ absl::StatusOr<v1::Lease> LeaseManager::Acquire(const std::string& port, const s
   lease.set_reason(reason);
   *lease.mutable_acquired_at() = ToProtoTime(now);
   *lease.mutable_expires_at() = ToProtoTime(now + ttl);
+  *lease.mutable_ttl() = ToProtoDuration(ttl);
   lease.set_lease_id(random_.HexId(12));
   leases_[port] = lease;
   return lease;
@@ -87,6 +89,7 @@ absl::StatusOr<v1::Lease> LeaseManager::Renew(const std::string& port, const std
     return absl::FailedPreconditionError(DescribeLease(*held));
   }
   *held->mutable_expires_at() = ToProtoTime(clock_.Now() + ttl);
+  *held->mutable_ttl() = ToProtoDuration(ttl);
   return *held;
 }
 

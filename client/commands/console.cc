@@ -182,6 +182,12 @@ class Console {
   void OnClosed(absl::Status s) {
     if (s.ok() && interrupted_) {
       s = WithExitCode(absl::CancelledError("interrupted by a signal"), kExitInterrupted);
+    } else if (s.ok() && !ctx_.stdin_tty() && !options_.read_only && discarded_bytes_ > 0) {
+      // A script must be able to tell that its commands never went out.
+      s = absl::FailedPreconditionError(
+          absl::StrCat("the session was read-only: ", discarded_bytes_,
+                       " byte(s) of piped input were not sent"));
+      s = WithHint(s, "someone else holds the port's lease; see 'atbridgectl lease list'");
     } else if (s.ok() && unanswered_ > 0) {
       s = absl::DeadlineExceededError(
           absl::StrCat("no final result for ", unanswered_, " command(s) within ",
@@ -240,6 +246,7 @@ class Console {
         warned_read_only_ = true;
         Notice("read-only: typed input is discarded");
       }
+      discarded_bytes_ += bytes.size();
       next(true);
       return;
     }
@@ -279,6 +286,7 @@ class Console {
   bool stdin_is_file_ = false;
   bool warned_read_only_ = false;
   absl::Status result_;
+  size_t discarded_bytes_ = 0;  // Input not sent: the session was read-only.
 };
 
 absl::Status RunConsole(CommandContext& ctx, const ConsoleOptions& o) {

@@ -74,6 +74,8 @@ class Interrupts {
       errno = saved;
     };
     sigemptyset(&sa.sa_mask);
+    // A blocked write to stderr resumes instead of failing with EINTR.
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
     thread_ = std::thread([this] { Loop(); });

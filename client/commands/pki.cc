@@ -218,6 +218,10 @@ absl::Status RunInit(CommandContext& ctx, const InitOptions& o_in) {
                                    o.name == kServerName ? "server's" : "agent's",
                                    " certificate name; choose another"));
   }
+  if (o.agent_name == kServerName) {
+    return UsageError(absl::StrCat("--agent-name '", o.agent_name,
+                                   "' is the server's certificate name; choose another"));
+  }
   if (CollidesWithCa(o.agent_name)) {
     return UsageError(absl::StrCat("--agent-name '", o.agent_name,
                                    "' would overwrite the CA's files (ca.pem, ca.key)"));

@@ -22,8 +22,16 @@ absl::Duration FromChrono(std::chrono::steady_clock::duration d) {
 bool LeaseRenewal::Start(const v1::Lease& lease, TimePoint asked_at, absl::Time wall_now) {
   if (!lease.has_expires_at()) return false;
   const absl::Time expires_at = FromProtoTime(lease.expires_at());
-  // Without acquired_at, the wall clock is all there is to go by.
-  ttl_ = expires_at - (lease.has_acquired_at() ? FromProtoTime(lease.acquired_at()) : wall_now);
+  if (lease.has_ttl()) {
+    // What the agent granted last; a lease renewed before the session (the
+    // caller's own `lease acquire` and `lease renew`) has expires_at well
+    // past acquired_at + ttl, and renewing with that span would inflate it.
+    ttl_ = FromProtoDuration(lease.ttl());
+  } else {
+    // Older agents: the span is the TTL of a lease just taken. Without
+    // acquired_at, the wall clock is all there is to go by.
+    ttl_ = expires_at - (lease.has_acquired_at() ? FromProtoTime(lease.acquired_at()) : wall_now);
+  }
   if (ttl_ <= absl::ZeroDuration()) return false;
   backoff_ = absl::ZeroDuration();
   expires_ = asked_at + ToChrono(ttl_);

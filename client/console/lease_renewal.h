@@ -1,12 +1,11 @@
 // When a console session renews its lease, on the local monotonic clock.
 //
-// The lease says when it was acquired and when it expires, both on the
-// granting side's clock; their difference is its duration (TTL), which no
-// clock skew can distort. The lease was granted after we asked for the
-// session, so it lasts at least TTL from the moment we asked; each renewal
-// asks for the same TTL and so lasts at least TTL from the moment it was
-// sent. Renewals go out at half that time; a failed one is retried with
-// exponential backoff while the lease would still hold.
+// The lease says the duration (TTL) it was granted last, on the granting
+// side's clock, which no clock skew can distort (older agents send no TTL:
+// then it is expires_at - acquired_at, right for a lease just taken). The lease was granted after
+// we asked for the session, so it lasts at least TTL from the moment we asked; each renewal asks
+// for the same TTL and so lasts at least TTL from the moment it was sent. Renewals go out at half
+// that time; a failed one is retried with exponential backoff while the lease would still hold.
 //
 // The local wall clock is only ever used to renew sooner: a lease that was
 // taken before the session (the caller's own `lease acquire`) may have less

@@ -75,7 +75,7 @@ absl::Status RemoteSession::Open(const v1::DeviceRef& ref, bool write, const std
   const absl::Duration timeout = backend_.timeout();
   open_timer_.expires_after(ToChrono(timeout));
   open_timer_.async_wait([this, timeout](const boost::system::error_code& ec) {
-    if (ec || opened_ || closed_) return;
+    if (ec || opened_ || closing_ || closed_) return;
     Fail(absl::DeadlineExceededError(
         absl::StrCat("the ", backend_.server_mode() ? "server" : "agent",
                      " accepted the console stream but did not open the session within ",
@@ -103,6 +103,7 @@ void RemoteSession::Close() {
   if (!stream_ || closing_ || closed_) return;
   closing_ = true;
   renew_timer_.cancel();
+  open_timer_.cancel();  // A clean close, even before OPENED, is not a timeout.
   stream_->CloseWrites();
   close_timer_.expires_after(ToChrono(kCloseGrace));
   close_timer_.async_wait([this](const boost::system::error_code& ec) {

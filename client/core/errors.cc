@@ -144,6 +144,8 @@ std::string HintFor(const absl::Status& status, const ErrorContext& context) {
           server ? "server" : (context.mode.empty() ? "peer" : "agent"),
           " and the device are reachable");
     case absl::StatusCode::kCancelled:
+      // A local signal (exit 130) needs no advice about the peer.
+      if (ExitCodeFor(status) == kExitInterrupted) return "";
       return "the peer cancelled the call (is the server or agent shutting down?); try again";
     case absl::StatusCode::kPermissionDenied: {
       if (context.required_role.empty()) {

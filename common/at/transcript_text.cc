@@ -34,26 +34,57 @@ std::string StreamRedactor::Feed(absl::string_view bytes) {
       }
       continue;
     }
-    out.push_back(c);
     if (ends_line) {
+      out += candidate_;
+      candidate_.clear();
+      out.push_back(c);
       line_.clear();
       continue;
     }
     // The line as the modem's framer will see it (common/at/command_parser.h):
     // BS and DEL erase, also inside quotes, without touching the quote state;
     // NUL outside quotes is dropped. So "%CMX<BS>NG" is caught too.
+    const bool was_in_quotes = in_quotes_;
     if (IsEditByte(c)) {
       if (!line_.empty()) line_.pop_back();
+    } else {
+      if (c == '"') in_quotes_ = !in_quotes_;
+      if (c != '\0' || in_quotes_) line_.push_back(c);
+    }
+    if (line_.size() > 2 * kMaxTrackedLine) {
+      const size_t drop = line_.size() - kMaxTrackedLine;
+      line_.erase(0, drop);
+      candidate_at_ = candidate_at_ >= drop ? candidate_at_ - drop : 0;
+    }
+    // A '%' outside quotes may start "%CMNG": its bytes wait (so a write's
+    // echo stays one piece) while the edited line still spells a prefix.
+    if (candidate_.empty() && c == '%' && !was_in_quotes) candidate_at_ = line_.size() - 1;
+    if (!candidate_.empty() || (c == '%' && !was_in_quotes)) {
+      candidate_.push_back(c);
+      const bool prefix =
+          line_.size() > candidate_at_ && line_[candidate_at_] == '%' &&
+          line_.size() - candidate_at_ <= kCmng.size() &&
+          absl::StartsWithIgnoreCase(kCmng, absl::string_view(line_).substr(candidate_at_));
+      if (!prefix) {
+        out += candidate_;
+        candidate_.clear();
+      } else if (line_.size() - candidate_at_ == kCmng.size()) {
+        holding_ = true;
+        synthetic_prefix_ = false;
+        edited_ = absl::StrContains(candidate_, '\b') || absl::StrContains(candidate_, '\x7f') ||
+                  absl::StrContains(candidate_, '\0');
+        held_ = std::move(candidate_);
+        candidate_.clear();
+      }
       continue;
     }
-    if (c == '"') in_quotes_ = !in_quotes_;
-    if (c == '\0' && !in_quotes_) continue;
-    line_.push_back(c);
-    if (line_.size() > 2 * kMaxTrackedLine) line_.erase(0, line_.size() - kMaxTrackedLine);
+    out.push_back(c);
     if (!in_quotes_ && line_.size() >= kCmng.size() &&
         absl::EqualsIgnoreCase(absl::string_view(line_).substr(line_.size() - kCmng.size()),
                                kCmng)) {
+      // Spelled by edits after its bytes went out: hold what follows.
       holding_ = true;
+      synthetic_prefix_ = true;
       edited_ = false;
     }
   }
@@ -61,15 +92,18 @@ std::string StreamRedactor::Feed(absl::string_view bytes) {
 }
 
 std::string StreamRedactor::Flush() {
-  std::string out;
+  std::string out = std::move(candidate_);
+  candidate_.clear();
   if (holding_) {
     if (edited_) {
-      // Erased or NUL bytes after the command name: what the modem executes
-      // cannot be read off the bytes with certainty, so none is shown.
+      // Erased or NUL bytes in the command: what the modem executes cannot
+      // be read off the bytes with certainty, so none of it is shown.
       absl::StrAppend(&out, "<redacted ", held_.size(), " bytes of an edited line>");
-    } else {
+    } else if (synthetic_prefix_) {
       // The command name was released already; redact what follows it.
-      out = RedactSecrets(absl::StrCat(kCmng, held_)).substr(kCmng.size());
+      absl::StrAppend(&out, RedactSecrets(absl::StrCat(kCmng, held_)).substr(kCmng.size()));
+    } else {
+      absl::StrAppend(&out, RedactSecrets(held_));
     }
     if (overflow_bytes_ > 0) {
       absl::StrAppend(&out, "<withheld ", overflow_bytes_, " bytes of an overlong line>");

@@ -36,10 +36,13 @@ class StreamRedactor {
   // Bytes of the current line kept to recognise "%CMNG" after edits.
   static constexpr size_t kMaxTrackedLine = 4096;
   size_t max_hold_;
-  bool in_quotes_ = false;  // Quote state of the current line.
-  std::string line_;        // The current line as the modem's framer edits it.
-  bool holding_ = false;    // After "%CMNG" outside quotes, to the line's end.
-  bool edited_ = false;     // The held bytes contain BS, DEL or NUL.
+  bool in_quotes_ = false;         // Quote state of the current line.
+  std::string line_;               // The current line as the modem's framer edits it.
+  std::string candidate_;          // Raw bytes of a possible "%CMNG", held back.
+  size_t candidate_at_ = 0;        // Where its '%' is in line_.
+  bool holding_ = false;           // After "%CMNG" outside quotes, to the line's end.
+  bool synthetic_prefix_ = false;  // "%CMNG" was released before holding began.
+  bool edited_ = false;            // The held bytes contain BS, DEL or NUL.
   std::string held_;
   size_t overflow_bytes_ = 0;  // Bytes of a held line beyond max_hold_.
 };

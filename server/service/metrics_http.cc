@@ -96,20 +96,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 struct MetricsHttpServer::State : std::enable_shared_from_this<MetricsHttpServer::State> {
   State(asio::io_context& io, Render r)
-      : strand(asio::make_strand(io)), acceptor(strand), render(std::move(r)) {}
+      : strand(asio::make_strand(io)), acceptor(strand), retry(strand), render(std::move(r)) {}
 
   void Accept() {
     auto self = shared_from_this();
     acceptor.async_accept(asio::bind_executor(
         strand, [self](const boost::system::error_code& ec, tcp::socket socket) {
           if (self->stopped || ec == asio::error::operation_aborted) return;
-          if (!ec) std::make_shared<Connection>(std::move(socket), self->render)->Begin();
-          self->Accept();
+          if (!ec) {
+            std::make_shared<Connection>(std::move(socket), self->render)->Begin();
+            self->Accept();
+            return;
+          }
+          // A lasting error (EMFILE) must not spin a pool worker: pause.
+          self->retry.expires_after(std::chrono::milliseconds(100));
+          self->retry.async_wait([self](const boost::system::error_code& wait_ec) {
+            if (!wait_ec && !self->stopped) self->Accept();
+          });
         }));
   }
 
   asio::strand<asio::io_context::executor_type> strand;
   tcp::acceptor acceptor;
+  asio::steady_timer retry;
   Render render;
   bool stopped = false;  // Owned by strand.
 };
@@ -151,6 +160,7 @@ void MetricsHttpServer::Stop() {
     state->stopped = true;
     boost::system::error_code ignored;
     state->acceptor.close(ignored);
+    state->retry.cancel();
   });
   state_.reset();
 }

@@ -635,6 +635,22 @@ TEST_F(ServerTest, AgentDisconnectFailsInFlightRequestsWhichRetryAfterReconnect)
   EXPECT_EQ(retried, 10);
 }
 
+// A second server on the same state directory would resume the first one's
+// running jobs as interrupted: it is refused before it touches the store.
+TEST_F(ServerTest, ASecondServerOnTheSameStateDirIsRefused) {
+  auto second = Server::Create(options_, hooks_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("another atbridge-server"));
+  StopServer();
+  operator_.reset();
+  StartServer();  // The lock goes with its server.
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ListAgentsResponse agents;
+  EXPECT_TRUE(Operator().ListAgents(&ctx, v1::ListAgentsRequest(), &agents).ok());
+}
+
 TEST_F(ServerTest, ServerRestartMidJobCompletesTheJob) {
   FakeAgent::Options hold;
   hold.hold_writes = true;

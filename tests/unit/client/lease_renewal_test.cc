@@ -22,6 +22,18 @@ v1::Lease LeaseOf(absl::Time granted, absl::Duration ttl) {
 const absl::Time kServerNow = absl::FromUnixSeconds(1'800'000'000);
 const TimePoint kT0 = TimePoint() + std::chrono::hours(100);
 
+// `lease acquire --ttl 30m` at t0, `lease renew --ttl 30m` at t0+25m, a
+// console at t0+30m: the renewals ask for the 30 minutes granted last, not
+// the 55-minute span since the lease was first acquired.
+TEST(CtlLeaseRenewalTest, ALeaseRenewedBeforeTheSessionIsRenewedWithItsGrantedTtl) {
+  v1::Lease l = LeaseOf(kServerNow - absl::Minutes(30), absl::Minutes(55));
+  *l.mutable_ttl() = ToProtoDuration(absl::Minutes(30));
+  LeaseRenewal r;
+  ASSERT_TRUE(r.Start(l, kT0, kServerNow));
+  EXPECT_EQ(r.ttl(), absl::Minutes(30));
+  EXPECT_LE(r.next(), kT0 + std::chrono::minutes(15));
+}
+
 TEST(CtlLeaseRenewalTest, RenewsAtHalfTheTtlOnTheMonotonicClock) {
   LeaseRenewal r;
   ASSERT_TRUE(r.Start(LeaseOf(kServerNow, absl::Seconds(10)), kT0, kServerNow));
