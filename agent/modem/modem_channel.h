@@ -113,7 +113,10 @@ struct ChannelOptions {
   // After raw console bytes that complete a command line, the port belongs
   // to their answer until its final result, or until the modem has been
   // quiet this long (at most the port's command_timeout in all); a reply
-  // still coming after that is discarded as stale.
+  // still coming after that is discarded as stale. Raw bytes that leave a
+  // partial line keep the port until the line is complete or, while another
+  // operation waits, the console has written nothing for this long; the
+  // line is then erased by the resynchronization before the next command.
   absl::Duration console_reply_quiet = absl::Seconds(2);
 };
 
