@@ -360,6 +360,10 @@ void ModemChannel::FailAll(const absl::Status& status) {
     asio::post(io_, [d = std::move(raw_->done), status]() mutable { d(status); });
     raw_.reset();
   }
+  while (!raw_queue_.empty()) {
+    asio::post(io_, [d = std::move(raw_queue_.front().done), status]() mutable { d(status); });
+    raw_queue_.pop_front();
+  }
   if (raw_phase_ != RawPhase::kNone) {
     raw_phase_ = RawPhase::kNone;
     raw_finals_expected_ = 0;
@@ -468,31 +472,62 @@ void ModemChannel::SubmitInternal(AtCommand command, ReplyCallback done) {
   Pump();
 }
 
-void ModemChannel::WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done) {
+void ModemChannel::WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done,
+                            absl::AnyInvocable<absl::Status()> authorize) {
   if (state_ != ChannelState::kReady || !port_) {
     asio::post(io_, [d = std::move(done), n = name(), s = state_]() mutable {
       d(absl::UnavailableError(absl::StrCat("port ", n, " is ", ChannelStateName(s))));
     });
+    return;
+  }
+  raw_queue_.push_back(RawWrite{std::move(bytes), std::move(done), std::move(authorize)});
+  if (raw_phase_ == RawPhase::kPartial) {
+    // The console goes on with the line it left open; the lock is still ours.
+    StartNextRaw();
     return;
   }
   // Console bytes wait their turn behind transactions, like any operation.
-  Lock([self = shared_from_this(), bytes = std::move(bytes), done = std::move(done)]() mutable {
-    self->StartRaw(std::move(bytes), std::move(done));
+  // While a raw write holds the lock, the next one starts when it ends.
+  if (raw_phase_ == RawPhase::kNone && !raw_lock_requested_) RequestRawLock();
+}
+
+void ModemChannel::RequestRawLock() {
+  raw_lock_requested_ = true;
+  Lock([self = shared_from_this()] {
+    self->raw_lock_requested_ = false;
+    self->StartNextRaw();
   });
 }
 
-// Lock held.
-void ModemChannel::StartRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done) {
-  if (state_ != ChannelState::kReady || !port_) {
-    asio::post(io_, [d = std::move(done), n = name(), s = state_]() mutable {
-      d(absl::UnavailableError(absl::StrCat("port ", n, " is ", ChannelStateName(s))));
-    });
-    Unlock();
+// Lock held; raw_phase_ is kNone (just granted) or kPartial.
+void ModemChannel::StartNextRaw() {
+  while (!raw_queue_.empty()) {
+    RawWrite next = std::move(raw_queue_.front());
+    raw_queue_.pop_front();
+    absl::Status status = absl::OkStatus();
+    if (state_ != ChannelState::kReady || !port_) {
+      status =
+          absl::UnavailableError(absl::StrCat("port ", name(), " is ", ChannelStateName(state_)));
+    } else if (next.authorize) {
+      // Checked now, not when the bytes were queued: a lease may have been
+      // released, or the session closed, while they waited for the lock.
+      status = next.authorize();
+    }
+    if (!status.ok()) {
+      asio::post(io_, [d = std::move(next.done), status]() mutable { d(status); });
+      continue;
+    }
+    if (raw_phase_ == RawPhase::kPartial) {
+      deadline_timer_.cancel();  // The partial line's quiet window.
+      ++seq_;
+    }
+    raw_ = std::move(next);
+    raw_phase_ = RawPhase::kQueued;
+    Pump();
     return;
   }
-  raw_ = RawWrite{std::move(bytes), std::move(done)};
-  raw_phase_ = RawPhase::kQueued;
-  Pump();
+  // Nothing to write. A partial line keeps the port (its quiet window runs).
+  if (raw_phase_ != RawPhase::kPartial) ReleaseRaw();
 }
 
 void ModemChannel::BeginRaw() {
@@ -506,9 +541,26 @@ void ModemChannel::BeginRaw() {
   // What the modem says from now on answers these bytes (the watchers see
   // it all); it must not reach the next command.
   if (raw_finals_expected_ > 0) parser_.BeginCommand(at::CommandExpectation{});
+  // The write holds the lock, so it has a deadline too (writing, paced, plus
+  // the port's command timeout as a floor): with CTS held low it would never
+  // end and every other operation would wait for ever.
+  absl::Duration write_time = WriteTime(bytes.size());
+  uint64_t seq = ++seq_;
+  deadline_timer_.expires_after(ToChrono(write_time + options_.port.command_timeout));
+  deadline_timer_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
+    if (!ec) self->OnRawDeadline(seq);
+  });
   uint64_t gen = generation_;
   StartWrite(std::move(bytes), true, nullptr,
              [self = shared_from_this(), gen] { self->OnRawWritten(gen); });
+}
+
+void ModemChannel::OnRawDeadline(uint64_t seq) {
+  if (seq != seq_ || !writing_) return;
+  if (raw_phase_ != RawPhase::kWriting && raw_phase_ != RawPhase::kAnswered) return;
+  ATB_LOG(WARNING) << name() << ": could not write " << raw_->bytes.size()
+                   << " console bytes in time (flow control?)";
+  PortLost(absl::UnavailableError("write stalled"));
 }
 
 void ModemChannel::OnRawWritten(uint64_t generation) {
@@ -558,16 +610,72 @@ void ModemChannel::OnRawQuiet(uint64_t seq) {
                  << absl::FormatDuration(options_.console_reply_quiet) << " of quiet";
   parser_.Abandon();
   resync_needed_ = true;  // As after a command's timeout (design.md §3).
-  EndRaw();
+  // The resynchronization also clears a partial line the bytes left.
+  if (raw_framer_.in_quotes()) quote_risk_ = true;
+  deadline_timer_.cancel();
+  ++seq_;
+  raw_finals_expected_ = 0;
+  ReleaseRaw();
 }
 
+// The raw write is written and answered.
 void ModemChannel::EndRaw() {
   deadline_timer_.cancel();
   ++seq_;
-  raw_phase_ = RawPhase::kNone;
   raw_finals_expected_ = 0;
+  if (raw_framer_.has_partial()) {
+    // The modem holds the start of a line: anything sent now would be
+    // spliced into it (or land inside its open quote). The port stays the
+    // console's until the line is completed or the quiet window ends.
+    raw_phase_ = RawPhase::kPartial;
+    if (!raw_queue_.empty()) {
+      StartNextRaw();
+    } else {
+      ArmPartialQuiet();
+    }
+    return;
+  }
+  ReleaseRaw();
+}
+
+void ModemChannel::ReleaseRaw() {
+  raw_phase_ = RawPhase::kNone;
   Unlock();
+  // Console bytes that came meanwhile queue for the lock again, behind
+  // whoever waits for it.
+  if (!raw_queue_.empty() && !raw_lock_requested_) RequestRawLock();
   Pump();
+}
+
+void ModemChannel::ArmPartialQuiet() {
+  uint64_t seq = ++seq_;
+  deadline_timer_.expires_after(ToChrono(options_.console_reply_quiet));
+  deadline_timer_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
+    if (!ec) self->OnPartialQuiet(seq);
+  });
+}
+
+void ModemChannel::OnPartialQuiet(uint64_t seq) {
+  if (seq != seq_ || raw_phase_ != RawPhase::kPartial) return;
+  if (lock_waiters_.empty() && queue_.empty()) {
+    // Nobody needs the port: the console may take its time (typing).
+    ArmPartialQuiet();
+    return;
+  }
+  ATB_LOG(INFO) << name() << ": console left a partial line ("
+                << (raw_framer_.in_quotes() ? "inside quotes, " : "") << raw_framer_.pending_bytes()
+                << " bytes) for " << absl::FormatDuration(options_.console_reply_quiet)
+                << "; clearing it before the next operation";
+  // Resynchronize before the next command: the first probe erases the line
+  // (a DEL per byte held; BS/DEL remove a byte even inside quotes and leave
+  // the quote state alone, nrf91-at-credentials.md §1) and ends what is left,
+  // its answer taken by the probe, never by a command. Inside quotes an "AT"
+  // would only be more quoted data, whatever the flow control, so the quote
+  // is closed first: the modem then sees a lone '"' (ERROR), not the console's
+  // half-written command.
+  resync_needed_ = true;
+  if (raw_framer_.in_quotes()) quote_risk_ = true;
+  ReleaseRaw();
 }
 
 void ModemChannel::Pump() {
@@ -593,6 +701,17 @@ absl::Duration ModemChannel::LineTime(size_t bytes) const {
                        static_cast<double>(options_.port.serial.baud));
 }
 
+// Writing `bytes` paced: the line time with a margin, plus the pacing gaps.
+absl::Duration ModemChannel::WriteTime(size_t bytes) const {
+  absl::Duration t = LineTime(bytes) * 1.5;
+  if (options_.port.pacing.chunk_bytes > 0) {
+    t += options_.port.pacing.gap *
+         static_cast<double>((bytes + options_.port.pacing.chunk_bytes - 1) /
+                             options_.port.pacing.chunk_bytes);
+  }
+  return t;
+}
+
 void ModemChannel::BeginCommand() {
   AtCommand& cmd = in_flight_->command;
   if (cmd.expect.echo.empty()) cmd.expect = ExpectationFor(cmd.text);
@@ -601,12 +720,7 @@ void ModemChannel::BeginCommand() {
   std::string bytes = cmd.text + options_.port.terminator;
   // The deadline covers writing (paced at most chunk+gap per chunk) plus the
   // modem's answer.
-  absl::Duration write_time = LineTime(bytes.size()) * 1.5;
-  if (options_.port.pacing.chunk_bytes > 0) {
-    write_time += options_.port.pacing.gap *
-                  static_cast<double>((bytes.size() + options_.port.pacing.chunk_bytes - 1) /
-                                      options_.port.pacing.chunk_bytes);
-  }
+  absl::Duration write_time = WriteTime(bytes.size());
   uint64_t seq = ++seq_;
   in_flight_started_ = clock_.Now();
   // The modem's line buffer ends with this command's terminator.
@@ -710,6 +824,8 @@ void ModemChannel::OnCommandDeadline(uint64_t seq) {
 
 void ModemChannel::StartResync() {
   resyncing_ = true;
+  // Raw console bytes may have left a partial line: erase it first.
+  erase_bytes_ = raw_framer_.pending_bytes();
   probes_left_ = options_.max_resync_probes;
   probe_kind_ = quote_risk_ ? ProbeKind::kQuote : ProbeKind::kAt;
   ATB_LOG(INFO) << name() << ": resynchronizing"
@@ -720,15 +836,19 @@ void ModemChannel::StartResync() {
 void ModemChannel::SendProbe() {
   --probes_left_;
   std::string text = probe_kind_ == ProbeKind::kQuote ? "\"" : "AT";
+  std::string bytes = std::string(erase_bytes_, '\x7f') + text + options_.port.terminator;
+  const bool paced = erase_bytes_ > 0;
+  erase_bytes_ = 0;
   uint64_t seq = ++seq_;
-  deadline_timer_.expires_after(ToChrono(options_.resync_timeout));
+  deadline_timer_.expires_after(
+      ToChrono(options_.resync_timeout + (paced ? WriteTime(bytes.size()) : absl::ZeroDuration())));
   deadline_timer_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
     if (!ec) self->OnProbeDeadline(seq);
   });
   at::CommandExpectation expect;
   expect.echo = text;
   StartWrite(
-      text + options_.port.terminator, false,
+      std::move(bytes), paced,
       [self = shared_from_this(), expect = std::move(expect)]() mutable {
         self->parser_.BeginCommand(std::move(expect));
       },
@@ -742,6 +862,7 @@ void ModemChannel::OnProbeComplete(const at::Response& response) {
     resyncing_ = false;
     resync_needed_ = false;
     quote_risk_ = false;
+    raw_framer_.Reset();  // The modem's line is empty again.
     ATB_LOG(INFO) << name() << ": back in sync";
     Pump();
     return;

@@ -11,7 +11,13 @@
 // the port's Lock() like any operation, so they never land inside a
 // credential transaction, and their answer is never taken for the next
 // command's: after raw bytes that complete a command line the port waits for
-// its final result (or a quiet window) before anything else is sent. A port that vanishes
+// its final result (or a quiet window) before anything else is sent. Raw
+// bytes that leave a partial line in the modem's buffer (a keystroke, half a
+// PEM paste) keep the port until the console completes the line or, with
+// another operation waiting, has been quiet for the quiet window; the line is
+// then cleared by resynchronization (closing an open quote first, flow
+// control or not) before the next command. A raw write that cannot finish
+// in time (CTS held low) loses the port like a stalled command. A port that vanishes
 // (EIO, EOF, unplug) fails every queued command UNAVAILABLE, is reopened with
 // jittered exponential backoff, and the modem is identified again (AT+CGSN,
 // +CGMI, +CGMM, +CGMR, +CFUN?) before commands are accepted.
@@ -107,7 +113,10 @@ struct ChannelOptions {
   // After raw console bytes that complete a command line, the port belongs
   // to their answer until its final result, or until the modem has been
   // quiet this long (at most the port's command_timeout in all); a reply
-  // still coming after that is discarded as stale.
+  // still coming after that is discarded as stale. Raw bytes that leave a
+  // partial line keep the port until the line is complete or, while another
+  // operation waits, the console has written nothing for this long; the
+  // line is then erased by the resynchronization before the next command.
   absl::Duration console_reply_quiet = absl::Seconds(2);
 };
 
@@ -146,8 +155,12 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
 
   // Writes raw console bytes between operations (it takes Lock(); paced like
   // commands). `done` runs when they have been written, or with UNAVAILABLE.
-  // The lock is held on until the modem has answered what they complete.
-  void WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done);
+  // The lock is held on until the modem has answered what they complete, and
+  // while they leave a partial line (see the class comment). `authorize`, if
+  // set, runs under the lock just before the bytes are written; a non-OK
+  // status is given to `done` and nothing is written.
+  void WriteRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done,
+                absl::AnyInvocable<absl::Status()> authorize = nullptr);
 
   // Console fan-out. Watchers are held weakly: a destroyed watcher is skipped.
   int AddWatcher(std::weak_ptr<ConsoleWatcher> watcher);
@@ -193,6 +206,7 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   struct RawWrite {
     std::string bytes;
     absl::AnyInvocable<void(absl::Status)> done;
+    absl::AnyInvocable<absl::Status()> authorize;
   };
   // A raw console write, which holds the port's lock in every phase but kNone.
   enum class RawPhase {
@@ -201,6 +215,7 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
     kWriting,   // Bytes going out.
     kAnswered,  // Its answer arrived; waiting for the write to complete.
     kAwaiting,  // Written; waiting for the final results it asked for.
+    kPartial,   // Written and answered; a partial line is left in the modem.
   };
   enum class ProbeKind { kAt, kQuote };
 
@@ -217,13 +232,18 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   void OnRead(absl::string_view data);
   void Pump();
   void BeginCommand();
-  void StartRaw(std::string bytes, absl::AnyInvocable<void(absl::Status)> done);
+  void RequestRawLock();
+  void StartNextRaw();
   void BeginRaw();
+  void OnRawDeadline(uint64_t seq);
   void OnRawWritten(uint64_t generation);
   void OnRawFinal();
   void ArmRawQuiet();
   void OnRawQuiet(uint64_t seq);
   void EndRaw();
+  void ReleaseRaw();
+  void ArmPartialQuiet();
+  void OnPartialQuiet(uint64_t seq);
   void EmitRx(absl::string_view safe);
   void StartWrite(std::string data, bool paced, absl::AnyInvocable<void()> before_last_chunk,
                   absl::AnyInvocable<void()> written);
@@ -240,6 +260,7 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   void Notify();
   void Deliver(ReplyCallback done, absl::StatusOr<AtReply> result);
   absl::Duration LineTime(size_t bytes) const;
+  absl::Duration WriteTime(size_t bytes) const;
 
   boost::asio::io_context& io_;
   ChannelOptions options_;
@@ -261,6 +282,9 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   absl::Time in_flight_started_;
   uint64_t seq_ = 0;             // Identifies the in-flight command or probe for timers.
   std::optional<RawWrite> raw_;  // Until written.
+  // Raw writes waiting for the one in progress (or for the lock).
+  std::deque<RawWrite> raw_queue_;
+  bool raw_lock_requested_ = false;  // A Lock() for raw_queue_ is pending.
   RawPhase raw_phase_ = RawPhase::kNone;
   int raw_finals_expected_ = 0;
   absl::Time raw_written_at_;
@@ -284,6 +308,7 @@ class ModemChannel : public std::enable_shared_from_this<ModemChannel> {
   bool resyncing_ = false;
   ProbeKind probe_kind_ = ProbeKind::kAt;
   int probes_left_ = 0;
+  size_t erase_bytes_ = 0;  // DELs to send before the next probe.
 
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer pace_timer_;

@@ -273,20 +273,45 @@ class AgentCore::ConsoleSessionImpl final
       done(absl::PermissionDeniedError(why));
       return;
     }
-    absl::Status lease = core_->leases_.CheckWriter(port_name_, caller_.principal);
-    if (lease.ok() && !took_lease_.empty() && !core_->leases_.Get(port_name_)) {
-      lease = absl::FailedPreconditionError("the session's lease expired");
-    }
+    absl::Status lease = CheckLease();
     if (!lease.ok()) {
-      writable_ = false;
-      v1::ConsoleOut out;
-      out.mutable_event()->set_kind(v1::ConsoleEvent::LEASE_LOST);
-      out.mutable_event()->set_detail(std::string(lease.message()));
-      sink_->OnConsoleOut(std::move(out));
       done(lease);
       return;
     }
-    channel_->WriteRaw(std::move(bytes), std::move(done));
+    // Checked again when the channel's lock is granted: the bytes may wait
+    // behind a transaction, and the lease may lapse or be force-released, or
+    // the session close, meanwhile.
+    channel_->WriteRaw(
+        std::move(bytes), std::move(done), [weak = weak_from_this()]() -> absl::Status {
+          auto self = weak.lock();
+          if (!self || self->closed_ || !*self->alive_) {
+            return absl::FailedPreconditionError("console session is closed");
+          }
+          if (!self->writable_) {
+            return absl::FailedPreconditionError("console session is no longer writable");
+          }
+          return self->CheckLease();
+        });
+  }
+
+  // OK while the session may write under its lease; else tells the client
+  // (LEASE_LOST, once: the session turns read-only) and FAILED_PRECONDITION.
+  absl::Status CheckLease() {
+    absl::Status lease = core_->leases_.CheckWriter(port_name_, caller_.principal);
+    if (lease.ok() && !took_lease_.empty()) {
+      // The session's own lease, not one taken again since by the same principal.
+      auto held = core_->leases_.Get(port_name_);
+      if (!held || held->lease_id() != took_lease_) {
+        lease = absl::FailedPreconditionError("the session's lease expired or was released");
+      }
+    }
+    if (lease.ok()) return lease;
+    writable_ = false;
+    v1::ConsoleOut out;
+    out.mutable_event()->set_kind(v1::ConsoleEvent::LEASE_LOST);
+    out.mutable_event()->set_detail(std::string(lease.message()));
+    sink_->OnConsoleOut(std::move(out));
+    return lease;
   }
 
   void DoClose() {

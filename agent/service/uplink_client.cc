@@ -241,6 +241,7 @@ class UplinkClient::Stream final
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return;
     sessions_.erase(it);
+    ForgetSessionLocked(id);
     v1::AgentEnvelope env;
     env.set_request_id(id);
     *env.mutable_status() = ToRpcStatus(status);
@@ -330,6 +331,13 @@ class UplinkClient::Stream final
     if (release) RemoveHold();
   }
 
+  // A session ended: its output budget goes too (bytes of it still queued
+  // are no longer counted; see WriteNextLocked).
+  void ForgetSessionLocked(uint64_t id) {
+    console_bytes_.erase(id);
+    dropped_.erase(id);
+  }
+
   // Queues a failure answer for request `id` (lock held).
   void RefuseLocked(uint64_t id, const absl::Status& status) {
     v1::AgentEnvelope e;
@@ -385,6 +393,7 @@ class UplinkClient::Stream final
         if (auto it = sessions_.find(id); it != sessions_.end()) {
           if (it->second) it->second->Close();
           sessions_.erase(it);
+          ForgetSessionLocked(id);
           RefuseLocked(id, absl::CancelledError("console closed by the server"));
         }
         return;

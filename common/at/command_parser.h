@@ -53,6 +53,11 @@ class CommandFramer {
   void Feed(absl::string_view bytes, std::vector<FramerEvent>* out);
   // Bytes held for an unfinished command.
   size_t pending_bytes() const;
+  // Inside a double-quoted string: terminators are data until the next '"'.
+  bool in_quotes() const { return in_quotes_; }
+  // The next bytes would not start a new command: bytes are held, a quote
+  // is open, or an over-long command is being discarded up to its end.
+  bool has_partial() const { return !buf_.empty() || in_quotes_ || overflowing_; }
   void Reset();
 
  private:

@@ -599,6 +599,54 @@ TEST_F(AgentTest, LeaseHolderExcludesOtherWritersWhileWatchersSeeOutput) {
   bctx.TryCancel();
 }
 
+// Console input that waits for the port behind a transaction is checked
+// again when it gets the port: the session's lease was force-released
+// meanwhile, so the bytes never reach the modem.
+TEST_F(AgentTest, QueuedConsoleInputIsRefusedWhenTheLeaseIsReleasedMeanwhile) {
+  StartWith({"--latency", "400"});
+  grpc::ClientContext cctx;
+  SetDeadline(&cctx, absl::Seconds(30));
+  auto console = op_->Console(&cctx);
+  v1::ConsoleIn open;
+  open.mutable_open()->set_port("modem0");
+  open.mutable_open()->set_write(true);
+  ASSERT_TRUE(console->Write(open));
+  v1::ConsoleOut out;
+  ASSERT_TRUE(console->Read(&out));
+  ASSERT_EQ(out.event().kind(), v1::ConsoleEvent::OPENED);
+  ASSERT_TRUE(out.event().writable());
+
+  // Alice's Execute holds the port while the modem takes 400 ms to answer.
+  std::thread exec([this] { EXPECT_OK(Exec("AT+CGMM").status()); });
+  absl::SleepFor(absl::Milliseconds(100));
+  // Her console input waits for the port...
+  v1::ConsoleIn typed;
+  typed.set_data("AT+CFUN=1\r\n");
+  ASSERT_TRUE(console->Write(typed));
+  absl::SleepFor(absl::Milliseconds(100));
+  // ... while an admin force-releases the session's lease.
+  auto admin = agent_->Stub("root", "admin");
+  grpc::ClientContext rctx;
+  SetDeadline(&rctx);
+  v1::ReleaseLeaseRequest release;
+  release.set_port("modem0");
+  release.set_force(true);
+  v1::ReleaseLeaseResponse released;
+  grpc::Status rs = admin->ReleaseLease(&rctx, release, &released);
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  exec.join();
+
+  // The bytes never reached the modem: it is still offline.
+  ASSERT_OK_AND_ASSIGN(v1::AtResult cfun, Exec("AT+CFUN?"));
+  ASSERT_EQ(cfun.lines_size(), 1);
+  EXPECT_EQ(cfun.lines(0), "+CFUN: 4");
+  // And the session is told why.
+  do {
+    ASSERT_TRUE(console->Read(&out));
+  } while (!out.has_event() || out.event().kind() != v1::ConsoleEvent::LEASE_LOST);
+  cctx.TryCancel();
+}
+
 TEST_F(AgentTest, FiftyConcurrentExecutesAreSerialized) {
   StartWith({"--transcript", dir_.File("sim.log")},
             [this](agent::PortOptions& p) { p.transcript_file = dir_.File("agent.log"); });

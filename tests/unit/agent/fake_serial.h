@@ -44,6 +44,9 @@ class FakeLine : public std::enable_shared_from_this<FakeLine> {
   std::function<bool(char)> drop_byte;
   // While true the modem ignores input (executing a command).
   bool busy = false;
+  // While true the modem holds CTS low: writes take nothing and never
+  // complete (until the port is closed).
+  bool stall_writes = false;
   int opens = 0;
   int failing_opens = 0;  // Opens to refuse with ENOENT first.
 
@@ -55,6 +58,10 @@ class FakeLine : public std::enable_shared_from_this<FakeLine> {
     Flush();
   }
   void Write(absl::string_view data, agent::SerialPort::IoHandler h) {
+    if (stall_writes) {
+      stalled_.push_back(std::move(h));
+      return;
+    }
     from_host += std::string(data);
     write_sizes.push_back(data.size());
     std::string kept;
@@ -76,6 +83,11 @@ class FakeLine : public std::enable_shared_from_this<FakeLine> {
     }
   }
   void Close() {
+    for (auto& h : stalled_) {
+      boost::asio::post(
+          io_, [h = std::move(h)]() mutable { h(boost::asio::error::operation_aborted, 0); });
+    }
+    stalled_.clear();
     if (read_) {
       auto h = std::move(read_);
       read_ = nullptr;
@@ -113,6 +125,7 @@ class FakeLine : public std::enable_shared_from_this<FakeLine> {
   char* buf_ = nullptr;
   size_t size_ = 0;
   agent::SerialPort::IoHandler read_;
+  std::vector<agent::SerialPort::IoHandler> stalled_;
 };
 
 class FakeSerialPort final : public agent::SerialPort {

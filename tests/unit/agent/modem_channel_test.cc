@@ -342,19 +342,179 @@ TEST_F(ModemChannelTest, ACommandAfterRawBytesGetsItsOwnAnswer) {
   EXPECT_TRUE(reply->response.final.ok());
 }
 
-TEST_F(ModemChannelTest, RawBytesThatCompleteNoLineDoNotHoldThePort) {
-  Start();
+TEST_F(ModemChannelTest, AConsoleLineTypedInPiecesIsOneCommand) {
+  Start([](ChannelOptions& o) { o.console_reply_quiet = absl::Milliseconds(30); });
   absl::Notification written;
   OnIo([&] { channel_->WriteRaw("AT+CG", [&](absl::Status) { written.Notify(); }); });
   written.WaitForNotification();
-  // The modem now holds "AT+CG"; the line completed by the next bytes is
-  // one command, answered once.
+  // The modem now holds "AT+CG". A pause longer than the quiet window, with
+  // nobody else waiting for the port, does not clear it (someone typing).
+  absl::SleepFor(absl::Milliseconds(100));
+  // The line completed by the next bytes is one command, answered once.
   absl::Notification again;
   OnIo([&] { channel_->WriteRaw("MM\r\n", [&](absl::Status) { again.Notify(); }); });
   again.WaitForNotification();
   ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMR"));
   ASSERT_EQ(r.response.lines.size(), 1u);
   EXPECT_EQ(r.response.lines[0], "mfw_nrf9160_1.3.5");
+  std::vector<std::string> commands;
+  OnIo([&] { commands = line_->commands; });
+  ASSERT_GE(commands.size(), 2u);
+  EXPECT_EQ(commands[commands.size() - 2], "AT+CGMM");
+  EXPECT_EQ(commands.back(), "AT+CGMR");
+}
+
+// A PEM paste split across console messages: the first part leaves the
+// modem inside the quoted PEM. Another operation's command must not be sent
+// into it; it waits until the console completes the line.
+TEST_F(ModemChannelTest, APartialConsoleLineKeepsThePortUntilTheLineIsComplete) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (absl::StartsWith(cmd, "AT%CMNG=0")) return std::string("OK\r\n");
+    return std::nullopt;
+  };
+  Start();  // console_reply_quiet: 2 s.
+  absl::Notification first;
+  OnIo([&] {
+    channel_->WriteRaw("AT%CMNG=0,42,0,\"-----BEGIN", [&](absl::Status) { first.Notify(); });
+  });
+  first.WaitForNotification();
+  // A transaction (the job engine's ListCredentials, say) wants the port.
+  absl::Notification granted;
+  absl::Notification replied;
+  absl::StatusOr<AtReply> reply;
+  OnIo([&] {
+    channel_->Lock([&] {
+      granted.Notify();
+      channel_->Submit(AtCommand{.text = "AT+CGMM"}, [&](absl::StatusOr<AtReply> r) {
+        reply = std::move(r);
+        channel_->Unlock();
+        replied.Notify();
+      });
+    });
+  });
+  EXPECT_FALSE(granted.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  std::string sent;
+  OnIo([&] { sent = line_->from_host; });
+  // Nothing after the console's bytes.
+  EXPECT_TRUE(absl::EndsWith(sent, "AT%CMNG=0,42,0,\"-----BEGIN")) << sent;
+  // The rest of the paste comes; the console's line is one command.
+  OnIo([&] { channel_->WriteRaw(" CERTIFICATE-----\n\"\r\n", [](absl::Status) {}); });
+  replied.WaitForNotification();
+  ASSERT_OK(reply.status());
+  ASSERT_EQ(reply->response.lines.size(), 1u);
+  EXPECT_EQ(reply->response.lines[0], "nRF9160-SICA");
+  std::vector<std::string> commands;
+  OnIo([&] { commands = line_->commands; });
+  ASSERT_GE(commands.size(), 2u);
+  EXPECT_EQ(commands[commands.size() - 2], "AT%CMNG=0,42,0,\"-----BEGIN CERTIFICATE-----\n\"");
+  EXPECT_EQ(commands.back(), "AT+CGMM");
+}
+
+// The console leaves a partial line and goes quiet while a command waits:
+// after the quiet window the line is erased (and an open quote closed, on a
+// port with RTS/CTS too) before the command, which gets its own answer; the
+// console's half command is never executed nor joined to the next one.
+TEST_F(ModemChannelTest, APartialConsoleLineIsClearedAfterTheQuietWindow) {
+  extra_ = [](const std::string& cmd) -> std::optional<std::string> {
+    if (StandardAnswer(cmd)) return std::nullopt;
+    return std::string("ERROR\r\n");  // Anything else, as a modem would.
+  };
+  Start([](ChannelOptions& o) { o.console_reply_quiet = absl::Milliseconds(50); });
+  for (const char* partial : {"AT%CMNG=0,42,0,\"-----BEGIN", "AT+CFUN=4"}) {
+    SCOPED_TRACE(partial);
+    size_t before = 0;
+    absl::Notification written;
+    OnIo([&] {
+      before = line_->commands.size();
+      channel_->WriteRaw(partial, [&](absl::Status) { written.Notify(); });
+    });
+    written.WaitForNotification();
+    absl::Time start = absl::Now();
+    ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
+    ASSERT_EQ(r.response.lines.size(), 1u);
+    EXPECT_EQ(r.response.lines[0], "nRF9160-SICA");
+    std::vector<std::string> commands;
+    OnIo([&] { commands = line_->commands; });
+    ASSERT_GT(commands.size(), before);
+    EXPECT_EQ(commands.back(), "AT+CGMM");
+    for (size_t i = before; i < commands.size(); ++i) {
+      EXPECT_FALSE(absl::StrContains(commands[i], "CMNG")) << commands[i];
+      EXPECT_FALSE(absl::StrContains(commands[i], "CFUN=4")) << commands[i];
+    }
+  }
+}
+
+// Console bytes are authorized again when they get the port: the lease may
+// have been released while they waited behind a transaction.
+TEST_F(ModemChannelTest, RawBytesAreAuthorizedWhenTheyGetThePort) {
+  Start();
+  absl::Notification locked;
+  OnIo([&] { channel_->Lock([&locked] { locked.Notify(); }); });
+  locked.WaitForNotification();
+  bool allowed = true;
+  int checks = 0;
+  absl::Notification raw_done;
+  absl::Status raw_status;
+  OnIo([&] {
+    channel_->WriteRaw(
+        "AT+RAW\r\n",
+        [&](absl::Status s) {
+          raw_status = s;
+          raw_done.Notify();
+        },
+        [&]() -> absl::Status {
+          ++checks;
+          return allowed ? absl::OkStatus() : absl::FailedPreconditionError("lease released");
+        });
+  });
+  OnIo([&] {
+    EXPECT_EQ(checks, 0);  // Not while the transaction holds the port.
+    allowed = false;       // The lease is force-released meanwhile.
+    channel_->Unlock();
+  });
+  raw_done.WaitForNotification();
+  EXPECT_THAT(raw_status, testing::StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(checks, 1);
+  std::string sent;
+  OnIo([&] { sent = line_->from_host; });
+  EXPECT_FALSE(absl::StrContains(sent, "AT+RAW")) << sent;
+  // The port is free again.
+  absl::Notification relocked;
+  OnIo([&] { channel_->Lock([&relocked] { relocked.Notify(); }); });
+  ASSERT_TRUE(relocked.WaitForNotificationWithTimeout(absl::Seconds(2)));
+  OnIo([&] { channel_->Unlock(); });
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+  EXPECT_TRUE(r.response.final.ok());
+}
+
+// CTS held low: console bytes that cannot be written do not hold the port
+// for ever; the port is lost ("write stalled") and comes back.
+TEST_F(ModemChannelTest, AStalledRawWriteLosesThePortInsteadOfHoldingIt) {
+  Start();
+  absl::Notification raw_done;
+  absl::Status raw_status;
+  OnIo([&] {
+    line_->stall_writes = true;
+    channel_->WriteRaw("AT+CFUN?\r\n", [&](absl::Status s) {
+      raw_status = s;
+      raw_done.Notify();
+    });
+  });
+  // Another operation waits for the port meanwhile.
+  absl::Notification granted;
+  OnIo([&] { channel_->Lock([&granted] { granted.Notify(); }); });
+  ASSERT_TRUE(raw_done.WaitForNotificationWithTimeout(absl::Seconds(3)));
+  EXPECT_THAT(raw_status, testing::StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(std::string(raw_status.message()), ::testing::HasSubstr("write stalled"));
+  ASSERT_TRUE(granted.WaitForNotificationWithTimeout(absl::Seconds(3)));
+  OnIo([&] {
+    line_->stall_writes = false;
+    channel_->Unlock();
+  });
+  ASSERT_TRUE(WaitForState(ChannelState::kReady));
+  ASSERT_OK_AND_ASSIGN(AtReply r, Command("AT+CGMM"));
+  EXPECT_TRUE(r.response.final.ok());
 }
 
 TEST_F(ModemChannelTest, AnUnansweredConsoleCommandReleasesThePortAfterTheQuietWindow) {
