@@ -1086,8 +1086,9 @@ TEST_F(ServerTest, PrometheusEndpointCountsJobsExecutionsAndAgents) {
   o.hold_writes = true;
   FakeAgent* agent = AddAgent(0, o);
   ASSERT_OK_AND_ASSIGN(v1::Job job, CreateJob(Operator(), WriteSpec()));
-  // The three writes are held by the agent: in progress. The job's IN_PROGRESS
-  // commits happen before CreateJob returns.
+  // The three writes are held by the agent: in progress. (Released before
+  // they arrived, a later one would be held for ever.)
+  ASSERT_TRUE(agent->WaitForHeld(3));
   std::string page = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_THAT(page, HasSubstr("HTTP/1.1 200 OK"));
   EXPECT_THAT(page, HasSubstr("Content-Type: text/plain; version=0.0.4"));
